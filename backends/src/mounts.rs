@@ -1,0 +1,143 @@
+//! Mount points: reading `/proc/self/mountinfo` (pure parser) and mounting through the
+//! `mount`/`umount` tools.
+
+use std::path::{Path, PathBuf};
+
+use crate::cmd::{MOUNT, UMOUNT};
+use crate::error::{IoContext, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountEntry {
+    pub mount_point: PathBuf,
+    pub root: PathBuf,
+    pub fs_type: String,
+    pub source: String,
+    pub options: String,
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space...).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parses `/proc/self/mountinfo`; malformed lines are skipped.
+pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
+    text.lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let l: Vec<&str> = left.split(' ').collect();
+            let r: Vec<&str> = right.split(' ').collect();
+            if l.len() < 6 || r.len() < 3 {
+                return None;
+            }
+            Some(MountEntry {
+                root: PathBuf::from(unescape(l[3])),
+                mount_point: PathBuf::from(unescape(l[4])),
+                fs_type: r[0].to_string(),
+                source: unescape(r[1]),
+                options: r[2].to_string(),
+            })
+        })
+        .collect()
+}
+
+pub fn mounts() -> Result<Vec<MountEntry>> {
+    let text =
+        std::fs::read_to_string("/proc/self/mountinfo").ctx("read", "/proc/self/mountinfo")?;
+    Ok(parse_mountinfo(&text))
+}
+
+/// The newest mount at exactly `path`, if any.
+pub fn mount_at(path: &Path) -> Result<Option<MountEntry>> {
+    Ok(mounts()?.into_iter().rev().find(|m| m.mount_point == path))
+}
+
+/// The filesystem type of the filesystem holding `path` (statfs magic).
+pub fn fs_type_of(path: &Path) -> Result<FsKind> {
+    let st = nix::sys::statfs::statfs(path).ctx("statfs", path)?;
+    let t = st.filesystem_type();
+    use nix::sys::statfs::*;
+    Ok(if t == BTRFS_SUPER_MAGIC {
+        FsKind::Btrfs
+    } else if t == XFS_SUPER_MAGIC {
+        FsKind::Xfs
+    } else if t == EXT4_SUPER_MAGIC {
+        FsKind::Ext4
+    } else if t == TMPFS_MAGIC {
+        FsKind::Tmpfs
+    } else {
+        FsKind::Other(t.0 as i64)
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsKind {
+    Btrfs,
+    Xfs,
+    Ext4,
+    Tmpfs,
+    Other(i64),
+}
+
+/// `mount [-t fstype] [-o opts] source target`.
+pub fn mount(
+    source: &Path,
+    target: &Path,
+    fstype: Option<&str>,
+    options: Option<&str>,
+) -> Result<()> {
+    let mut args: Vec<std::ffi::OsString> = Vec::new();
+    if let Some(t) = fstype {
+        args.extend(["-t".into(), t.into()]);
+    }
+    if let Some(o) = options {
+        args.extend(["-o".into(), o.into()]);
+    }
+    args.push(source.into());
+    args.push(target.into());
+    MOUNT.run(&args)?;
+    Ok(())
+}
+
+/// Unmounts `target` if something is mounted there. Idempotent.
+pub fn unmount(target: &Path) -> Result<()> {
+    if mount_at(target)?.is_some() {
+        UMOUNT.run(&[target])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_captured_mountinfo() {
+        let m = parse_mountinfo(include_str!("../tests/fixtures/mountinfo.txt"));
+        let last = m.last().unwrap();
+        assert_eq!(last.mount_point, PathBuf::from("/var/lib/cairn/mnt/p x"));
+        assert_eq!(last.root, PathBuf::from("/volumes/web1"));
+        assert_eq!(last.fs_type, "btrfs");
+        assert_eq!(last.source, "/dev/loop3");
+        assert!(m
+            .iter()
+            .any(|e| e.mount_point == Path::new("/proc") && e.fs_type == "proc"));
+        assert!(parse_mountinfo("garbage line\n").is_empty());
+    }
+}
