@@ -38,6 +38,7 @@ pub mod dir;
 pub mod error;
 pub mod layout;
 pub mod loopdev;
+pub mod manifest;
 pub mod mounts;
 pub mod names;
 pub mod revert;
