@@ -34,6 +34,7 @@
 pub mod backend;
 pub mod btrfs;
 pub mod cmd;
+pub mod copy;
 pub mod dir;
 pub mod error;
 pub mod layout;
