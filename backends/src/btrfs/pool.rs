@@ -1,0 +1,461 @@
+//! Pool operations: create (on a btrfs directory, a device or a loop file), mount,
+//! unmount, delete, usage.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
+
+use super::parse::{parse_blkid_export, Signature};
+use super::{subvol, BtrfsBackend, DRIVER};
+use crate::backend::PoolSource;
+use crate::cmd::{BLKID, BTRFS, LOSETUP, MKFS_BTRFS};
+use crate::error::{Error, IoContext, Kind, Result};
+use crate::mounts::{self, FsKind};
+use crate::revert::Revert;
+use crate::types::{CreateAction, DeleteAction, Usage};
+use crate::{loopdev, Bytes};
+
+/// Creates `path` (mode 0700) if missing; returns whether it did.
+pub(super) fn make_dir(path: &Path) -> Result<bool> {
+    match std::fs::DirBuilder::new().mode(0o700).create(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(Error::io("create directory", path, e)),
+    }
+}
+
+/// Removes `dir` if it exists and is empty; a directory with content is left alone.
+fn remove_empty_dir(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Ok(()), // still a mount point
+        Err(e) => Err(Error::io("remove directory", dir, e)),
+    }
+}
+
+fn fs_name(kind: FsKind) -> String {
+    match kind {
+        FsKind::Btrfs => "btrfs".into(),
+        FsKind::Xfs => "xfs".into(),
+        FsKind::Ext4 => "ext4".into(),
+        FsKind::Tmpfs => "tmpfs".into(),
+        FsKind::Other(magic) => format!("a filesystem with magic {magic:#x}"),
+    }
+}
+
+/// What is on a device or image file, according to `blkid -p` (exit status 2: nothing).
+fn probe(path: &Path) -> Result<Option<Signature>> {
+    match BLKID.run(&[
+        "-p".as_ref(),
+        "-o".as_ref(),
+        "export".as_ref(),
+        path.as_os_str(),
+    ]) {
+        Ok(out) => Ok(parse_blkid_export(&out)),
+        Err(Error::Command(f)) if f.status == "exit status 2" => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl BtrfsBackend {
+    fn invalid(&self, op: &'static str, reason: String) -> Error {
+        Error::Invalid {
+            op,
+            object: self.spec.name.to_string(),
+            reason,
+        }
+    }
+
+    /// Fails unless `path` is on btrfs.
+    fn check_btrfs(&self, op: &'static str, path: &Path) -> Result<()> {
+        let kind = mounts::fs_type_of(path)?;
+        if kind == FsKind::Btrfs {
+            return Ok(());
+        }
+        Err(self.invalid(
+            op,
+            format!(
+                "{} is not on a btrfs filesystem (it is {})",
+                path.display(),
+                fs_name(kind)
+            ),
+        ))
+    }
+
+    pub(super) fn do_create_pool(&self) -> Result<CreateAction<()>> {
+        BTRFS.resolve()?; // a missing tool surfaces before anything is made
+        let mut rv = Revert::new();
+        let action = match &self.spec.source {
+            PoolSource::StateDir => return Err(state_dir_refused(self)),
+            PoolSource::Directory { path } => self.create_on_directory(path, &mut rv),
+            PoolSource::Device { path, force } => self.create_on_device(path, *force, &mut rv),
+            PoolSource::LoopFile { path, size } => self.create_on_loop_file(path, *size, &mut rv),
+        };
+        let action = match action {
+            Ok(a) => a,
+            Err(e) => return Err(rv.fail(e)),
+        };
+        if action.is_created() {
+            if let Err(e) = self.make_layout(&mut rv) {
+                return Err(rv.fail(e));
+            }
+        }
+        rv.success();
+        Ok(action)
+    }
+
+    /// Creates the state directory, registering its removal.
+    fn make_state_dir(&self, rv: &mut Revert<'_>) -> Result<()> {
+        let dir = self.spec.state_dir.clone();
+        if !dir.exists() {
+            std::fs::create_dir_all(&dir).ctx("create state directory", &dir)?;
+            let mnt = self.mount_point();
+            // Never recursive: if an unmount failed, the pool's data is still below.
+            rv.add("remove state directory", move || {
+                remove_empty_dir(&mnt)?;
+                remove_empty_dir(&dir)
+            });
+        }
+        Ok(())
+    }
+
+    fn create_on_directory(&self, path: &Path, rv: &mut Revert<'_>) -> Result<CreateAction<()>> {
+        const OP: &str = "create pool";
+        if !path.exists() {
+            let parent = path
+                .ancestors()
+                .find(|p| p.exists())
+                .unwrap_or(Path::new("/"));
+            self.check_btrfs(OP, parent)?;
+            std::fs::create_dir_all(path).ctx("create pool directory", path)?;
+            let p = path.to_path_buf();
+            rv.add("remove pool directory", move || remove_empty_dir(&p));
+        }
+        self.check_btrfs(OP, path)?;
+        if self.layout.marker().exists() {
+            return Ok(CreateAction::Identity);
+        }
+        let mut entries = std::fs::read_dir(path).ctx("read pool directory", path)?;
+        if entries.next().is_some() {
+            return Err(self.invalid(
+                OP,
+                format!(
+                    "{} is not empty and is not a cairn pool; use an empty directory",
+                    path.display()
+                ),
+            ));
+        }
+        self.make_state_dir(rv)?;
+        Ok(CreateAction::Created(()))
+    }
+
+    fn create_on_device(
+        &self,
+        dev: &Path,
+        force: bool,
+        rv: &mut Revert<'_>,
+    ) -> Result<CreateAction<()>> {
+        MKFS_BTRFS.resolve()?;
+        if mounts::mount_at(&self.mount_point())?.is_some() && self.layout.marker().exists() {
+            return Ok(CreateAction::Identity);
+        }
+        self.make_state_dir(rv)?;
+        if let Some(sig) = probe(dev)? {
+            if sig.fs_type.as_deref() == Some("btrfs") {
+                if self.mount_fs(dev, rv)? {
+                    return Ok(CreateAction::Identity);
+                }
+                mounts::unmount(&self.mount_point())?; // not ours: mkfs needs it unmounted
+            }
+            if !force {
+                return Err(self.invalid(
+                    "create pool",
+                    format!(
+                        "{} holds {}; pass --force to overwrite it",
+                        dev.display(),
+                        sig.describe()
+                    ),
+                ));
+            }
+        }
+        self.mkfs(dev)?;
+        self.mount_fs(dev, rv)?;
+        Ok(CreateAction::Created(()))
+    }
+
+    fn create_on_loop_file(
+        &self,
+        file: &Path,
+        size: Bytes,
+        rv: &mut Revert<'_>,
+    ) -> Result<CreateAction<()>> {
+        MKFS_BTRFS.resolve()?;
+        LOSETUP.resolve()?;
+        self.make_state_dir(rv)?;
+        if file.exists() {
+            // Ours from an earlier create_pool? Then this is `Identity`.
+            if let Some(sig) = probe(file)? {
+                if sig.fs_type.as_deref() == Some("btrfs") {
+                    let dev = self.attach(file, rv)?;
+                    if self.mount_fs(&dev, rv)? {
+                        return Ok(CreateAction::Identity);
+                    }
+                }
+            }
+            return Err(self.invalid(
+                "create pool",
+                format!(
+                    "{} already exists and is not a cairn btrfs pool; refusing to overwrite it",
+                    file.display()
+                ),
+            ));
+        }
+        loopdev::create_file(file, size.0)?;
+        let f = file.to_path_buf();
+        rv.add("remove loop file", move || {
+            std::fs::remove_file(&f).ctx("remove loop file", &f)
+        });
+        let dev = self.attach(file, rv)?;
+        self.mkfs(&dev)?;
+        self.mount_fs(&dev, rv)?;
+        Ok(CreateAction::Created(()))
+    }
+
+    fn attach(&self, file: &Path, rv: &mut Revert<'_>) -> Result<std::path::PathBuf> {
+        let was_attached = loopdev::find(file)?.is_some();
+        let dev = loopdev::attach(file)?;
+        if !was_attached {
+            let f = file.to_path_buf();
+            rv.add("detach loop device", move || loopdev::detach(&f));
+        }
+        Ok(dev)
+    }
+
+    fn mkfs(&self, dev: &Path) -> Result<()> {
+        let label = format!("cairn-{}", self.spec.name);
+        let label: String = label.chars().take(255).collect();
+        MKFS_BTRFS.run(&[
+            "-f".as_ref(),
+            "-L".as_ref(),
+            label.as_ref(),
+            dev.as_os_str(),
+        ])?;
+        Ok(())
+    }
+
+    /// Mounts `dev` at the mount point (unless mounted already) and says whether it holds
+    /// our pool. Registers the unmount if it mounted.
+    fn mount_fs(&self, dev: &Path, rv: &mut Revert<'_>) -> Result<bool> {
+        let mnt = self.mount_point();
+        if mounts::mount_at(&mnt)?.is_none() {
+            make_dir(&mnt)?;
+            mounts::mount(dev, &mnt, Some("btrfs"), None)?;
+            rv.add("unmount pool", move || mounts::unmount(&mnt));
+        }
+        Ok(self.layout.marker().exists())
+    }
+
+    /// `volumes/`, `snapshots/`, `.tmp/`, then the marker (last: it says "whole").
+    fn make_layout(&self, rv: &mut Revert<'_>) -> Result<()> {
+        let l = &self.layout;
+        for dir in [l.volumes(), l.snapshots_root(), l.tmp()] {
+            if make_dir(&dir)? {
+                rv.add("remove pool layout", move || {
+                    std::fs::remove_dir(&dir).ctx("remove directory", &dir)
+                });
+            }
+        }
+        let marker = l.marker();
+        let body = format!(
+            "{{\"driver\":\"{DRIVER}\",\"pool\":{:?}}}\n",
+            self.spec.name.as_str()
+        );
+        std::fs::write(&marker, body).ctx("write pool marker", &marker)?;
+        rv.add("remove pool marker", move || {
+            std::fs::remove_file(&marker).ctx("remove pool marker", &marker)
+        });
+        Ok(())
+    }
+
+    pub(super) fn do_mount_pool(&self) -> Result<()> {
+        // Nothing to undo on failure: mounting twice is harmless and mount_pool is retried.
+        let mut rv = Revert::new();
+        match &self.spec.source {
+            PoolSource::StateDir => return Err(state_dir_refused(self)),
+            PoolSource::Directory { path } => self.check_btrfs("mount pool", path)?,
+            PoolSource::Device { path, .. } => {
+                self.mount_fs(path, &mut rv)?;
+            }
+            PoolSource::LoopFile { path, .. } => {
+                if !path.exists() {
+                    return Err(Error::not_found(Kind::Pool, &self.spec.name));
+                }
+                let dev = self.attach(path, &mut rv)?;
+                self.mount_fs(&dev, &mut rv)?;
+            }
+        }
+        if !self.layout.marker().exists() {
+            return Err(rv.fail(self.invalid(
+                "mount pool",
+                format!("{} holds no cairn pool", self.layout.root.display()),
+            )));
+        }
+        rv.success();
+        self.clean_leftovers()
+    }
+
+    /// Deletes what interrupted operations left: everything in `.tmp/`, and writable
+    /// subvolumes in `snapshots/<vol>/` (receives that never finished).
+    fn clean_leftovers(&self) -> Result<()> {
+        let tmp = self.layout.tmp();
+        make_dir(&tmp)?;
+        for entry in std::fs::read_dir(&tmp).ctx("read directory", &tmp)? {
+            let path = entry.ctx("read directory", &tmp)?.path();
+            tracing::info!(path = %path.display(), "removing leftover of an interrupted operation");
+            subvol::remove_tree(&path)?;
+        }
+        let root = self.layout.snapshots_root();
+        for vol in std::fs::read_dir(&root).ctx("read directory", &root)? {
+            let vol = vol.ctx("read directory", &root)?.path();
+            if vol.is_dir() {
+                self.delete_partial_receives(&vol)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn do_unmount_pool(&self) -> Result<()> {
+        match &self.spec.source {
+            PoolSource::StateDir => Err(state_dir_refused(self)),
+            PoolSource::Directory { .. } => Ok(()),
+            PoolSource::Device { .. } => unmount_retrying(&self.mount_point()),
+            PoolSource::LoopFile { path, .. } => {
+                unmount_retrying(&self.mount_point())?;
+                loopdev::detach(path)?;
+                wait_detached(path)
+            }
+        }
+    }
+
+    pub(super) fn do_delete_pool(&self) -> Result<DeleteAction> {
+        let present = match &self.spec.source {
+            PoolSource::StateDir => return Err(state_dir_refused(self)),
+            PoolSource::Directory { .. } => self.layout.marker().exists(),
+            PoolSource::Device { path, .. } => {
+                if self.layout.marker().exists() {
+                    true
+                } else if probe(path)?.and_then(|s| s.fs_type).as_deref() == Some("btrfs") {
+                    let mut rv = Revert::new();
+                    let ours = self.mount_fs(path, &mut rv)?;
+                    if ours {
+                        rv.success();
+                    } // else dropping `rv` unmounts it again
+                    ours
+                } else {
+                    false
+                }
+            }
+            PoolSource::LoopFile { path, .. } => {
+                // A loop file that is there but not ours is an error, never deleted.
+                path.exists() && {
+                    self.do_mount_pool()?;
+                    true
+                }
+            }
+        };
+        if present {
+            let vols = self.volume_names()?;
+            if !vols.is_empty() {
+                return Err(Error::Busy {
+                    op: "delete pool",
+                    object: self.spec.name.to_string(),
+                    reason: format!(
+                        "it still holds volumes ({}): delete them first",
+                        vols.join(", ")
+                    ),
+                });
+            }
+            let l = &self.layout;
+            subvol::remove_tree(&l.tmp())?;
+            subvol::remove_tree(&l.snapshots_root())?;
+            subvol::remove_tree(&l.volumes())?;
+            std::fs::remove_file(l.marker()).ctx("remove pool marker", l.marker())?;
+        }
+        match &self.spec.source {
+            PoolSource::LoopFile { path, .. } => {
+                self.do_unmount_pool()?;
+                if path.exists() {
+                    std::fs::remove_file(path).ctx("remove loop file", path)?;
+                }
+            }
+            PoolSource::Device { .. } => self.do_unmount_pool()?,
+            _ => {}
+        }
+        remove_empty_dir(&self.mount_point())?;
+        remove_empty_dir(&self.spec.state_dir)?;
+        Ok(if present {
+            DeleteAction::Deleted
+        } else {
+            DeleteAction::Identity
+        })
+    }
+
+    /// statvfs of the pool's filesystem.
+    pub(super) fn fs_usage(&self) -> Result<Usage> {
+        let root = &self.layout.root;
+        let st = nix::sys::statvfs::statvfs(root).ctx("statvfs", root)?;
+        let frsize = st.fragment_size() as u64;
+        let total = st.blocks() as u64 * frsize;
+        let used = (st.blocks() as u64 - st.blocks_free() as u64) * frsize;
+        Ok(Usage {
+            total,
+            used,
+            free: st.blocks_available() as u64 * frsize,
+        })
+    }
+}
+
+/// Unmounts, retrying for up to 2 s while the kernel says "target is busy": a child we
+/// spawned (`btrfs send`, another thread's `btrfs receive`) may briefly hold a directory
+/// fd that libbtrfsutil opened without `O_CLOEXEC` on another thread.
+fn unmount_retrying(mnt: &Path) -> Result<()> {
+    let mut tries = 0;
+    loop {
+        match mounts::unmount(mnt) {
+            Err(Error::Command(f)) if f.stderr.contains("target is busy") && tries < 40 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// `losetup --detach` only marks a device still open elsewhere (a udev probe after the
+/// unmount) for auto-clear; wait until it is gone, so a `mount_pool` right after does
+/// not reuse a device that is about to vanish.
+fn wait_detached(file: &Path) -> Result<()> {
+    if !file.exists() {
+        return Ok(());
+    }
+    for _ in 0..100 {
+        if loopdev::find(file)?.is_none() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Err(Error::Busy {
+        op: "detach loop device of",
+        object: file.display().to_string(),
+        reason: "the loop device is still attached 5 s after detaching it".into(),
+    })
+}
+
+fn state_dir_refused(b: &BtrfsBackend) -> Error {
+    b.invalid(
+        "create pool",
+        "the btrfs driver needs --source: a btrfs mount, a device, or a loop file with --size"
+            .into(),
+    )
+}

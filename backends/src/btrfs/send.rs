@@ -1,0 +1,190 @@
+//! Native send/receive: `btrfs send [-p base] snap` and `btrfs receive`.
+//!
+//! Receive writes straight into `snapshots/<vol>/` (a read-only subvolume cannot be
+//! moved to another directory; see the module docs) and renames the result within it.
+//! The subvolume stays writable until `btrfs receive` has applied the whole stream, and
+//! [`StreamCheck`] makes sure a cut stream never reaches that point, so an interrupted
+//! or failed receive leaves only a writable subvolume, which we delete (and listings
+//! skip, and `mount_pool` deletes after a crash).
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::Stdio;
+
+use super::pool::make_dir;
+use super::stream::StreamCheck;
+use super::{subvol, BtrfsBackend};
+use crate::cmd::BTRFS;
+use crate::error::{Error, IoContext, Kind, Result};
+use crate::layout::rename_noreplace;
+use crate::names::{SnapshotName, VolumeName};
+use crate::types::{SendStats, SnapshotInfo};
+
+const BUF: usize = 256 << 10;
+
+impl BtrfsBackend {
+    pub(super) fn do_send(
+        &self,
+        volume: &VolumeName,
+        snap: &SnapshotName,
+        base: Option<&SnapshotName>,
+        out: &mut dyn Write,
+    ) -> Result<SendStats> {
+        let path = self.snapshot_path(volume, snap)?;
+        let mut args: Vec<OsString> = vec!["send".into(), "-q".into()];
+        if let Some(base) = base {
+            args.extend(["-p".into(), self.snapshot_path(volume, base)?.into()]);
+        }
+        args.push(path.clone().into());
+        let mut child = BTRFS.spawn_stream(&args, Stdio::null(), Stdio::piped())?;
+        let mut stdout = child.child.stdout.take().expect("stdout was piped");
+        let copied = std::io::copy(&mut stdout, out);
+        drop(stdout);
+        match copied {
+            Ok(bytes) => {
+                child.wait()?;
+                Ok(SendStats { bytes })
+            }
+            Err(e) => {
+                child.kill();
+                Err(Error::io("send snapshot", path, e))
+            }
+        }
+    }
+
+    pub(super) fn do_receive(
+        &self,
+        volume: &VolumeName,
+        snap: &SnapshotName,
+        input: &mut dyn Read,
+    ) -> Result<SnapshotInfo> {
+        self.require_pool()?;
+        let dir = self.layout.snapshots(volume);
+        let dst = self.layout.snapshot(volume, snap);
+        if dst.exists() {
+            return Err(Error::exists(Kind::Snapshot, format!("{volume}/{snap}")));
+        }
+        let made_dir = make_dir(&dir)?;
+        self.delete_partial_receives(&dir)?;
+        let before = entries(&dir)?;
+        let result = self
+            .run_receive(&dir, input)
+            .and_then(|()| self.place_received(volume, snap, &dir, &before));
+        if let Err(e) = result {
+            // Leave no snapshot: delete whatever this receive made.
+            let cleanup = || -> Result<()> {
+                for name in entries(&dir)?.difference(&before) {
+                    subvol::delete(&dir.join(name))?;
+                }
+                if made_dir && !self.layout.volume(volume).exists() {
+                    std::fs::remove_dir(&dir).ctx("remove directory", &dir)?;
+                }
+                Ok(())
+            };
+            return Err(match cleanup() {
+                Ok(()) => e,
+                Err(rb) => Error::RollbackFailed {
+                    error: Box::new(e),
+                    rollback: Box::new(rb),
+                },
+            });
+        }
+        self.snapshot_info(volume, snap)
+    }
+
+    /// Feeds `input` to `btrfs receive <dir>`; end-of-input reaches it only if whole.
+    fn run_receive(&self, dir: &Path, input: &mut dyn Read) -> Result<()> {
+        let args: [&std::ffi::OsStr; 2] = ["receive".as_ref(), dir.as_os_str()];
+        let mut child = BTRFS.spawn_stream(&args, Stdio::piped(), Stdio::null())?;
+        let mut stdin = child.child.stdin.take().expect("stdin was piped");
+        let mut check = StreamCheck::new();
+        let mut buf = vec![0u8; BUF];
+        let mut pass = Vec::with_capacity(BUF + 4096);
+        let fed: Result<()> = loop {
+            let n = match input.read(&mut buf) {
+                Ok(0) => break check.finish().map_err(|r| stream_invalid(dir, r)),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(Error::io("read stream for", dir, e)),
+            };
+            pass.clear();
+            if let Err(r) = check.feed(&buf[..n], &mut pass) {
+                break Err(stream_invalid(dir, r));
+            }
+            if let Err(e) = stdin.write_all(&pass) {
+                // The child stopped reading: its own error (from wait) says why.
+                drop(stdin);
+                return Err(match child.wait() {
+                    Err(child_err) => child_err,
+                    Ok(()) => Error::io("write stream to btrfs receive for", dir, e),
+                });
+            }
+        };
+        match fed {
+            Ok(()) => {
+                drop(stdin);
+                child.wait()
+            }
+            Err(e) => {
+                // Kill before it sees end-of-input, so it never finishes the subvolume.
+                child.kill();
+                drop(stdin);
+                Err(e)
+            }
+        }
+    }
+
+    /// Renames the received subvolume to `snap` and, if the volume does not exist,
+    /// creates it as a writable snapshot of it.
+    fn place_received(
+        &self,
+        volume: &VolumeName,
+        snap: &SnapshotName,
+        dir: &Path,
+        before: &HashSet<OsString>,
+    ) -> Result<()> {
+        let now = entries(dir)?;
+        let new: Vec<_> = now.difference(before).collect();
+        let [received] = new.as_slice() else {
+            return Err(Error::Invalid {
+                op: "receive",
+                object: format!("{volume}/{snap}"),
+                reason: format!("expected btrfs receive to make one subvolume, found {new:?}"),
+            });
+        };
+        let received = dir.join(received);
+        let dst = self.layout.snapshot(volume, snap);
+        if received != dst {
+            // Same directory: allowed for a read-only subvolume.
+            rename_noreplace(&received, &dst).map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => {
+                    Error::exists(Kind::Snapshot, format!("{volume}/{snap}"))
+                }
+                _ => Error::io("rename received snapshot", &received, e),
+            })?;
+        }
+        let vol = self.layout.volume(volume);
+        if !vol.exists() {
+            subvol::snapshot(&dst, &vol, false)?;
+        }
+        Ok(())
+    }
+}
+
+fn stream_invalid(dir: &Path, reason: String) -> Error {
+    Error::Invalid {
+        op: "receive into",
+        object: dir.display().to_string(),
+        reason,
+    }
+}
+
+fn entries(dir: &Path) -> Result<HashSet<OsString>> {
+    let mut set = HashSet::new();
+    for e in std::fs::read_dir(dir).ctx("read directory", dir)? {
+        set.insert(e.ctx("read directory", dir)?.file_name());
+    }
+    Ok(set)
+}
