@@ -69,8 +69,9 @@ impl BtrfsBackend {
         let made_dir = make_dir(&dir)?;
         self.delete_partial_receives(&dir)?;
         let before = entries(&dir)?;
+        let has_base = |uuid: [u8; 16]| self.has_base(volume, snap, uuid);
         let result = self
-            .run_receive(&dir, input)
+            .run_receive(&dir, input, &has_base)
             .and_then(|()| self.place_received(volume, snap, &dir, &before));
         if let Err(e) = result {
             // Leave no snapshot: delete whatever this receive made.
@@ -94,14 +95,44 @@ impl BtrfsBackend {
         self.snapshot_info(volume, snap)
     }
 
-    /// Feeds `input` to `btrfs receive <dir>`; end-of-input reaches it only if whole.
-    fn run_receive(&self, dir: &Path, input: &mut dyn Read) -> Result<()> {
+    /// Fails unless a snapshot of `volume` is the base (by UUID) of an incremental
+    /// stream: `btrfs receive` would take a base from any volume of the filesystem.
+    fn has_base(&self, volume: &VolumeName, snap: &SnapshotName, base: [u8; 16]) -> Result<()> {
+        let dir = self.layout.snapshots(volume);
+        for name in entries(&dir)? {
+            let path = dir.join(name);
+            if subvol::is_subvolume(&path) && subvol::is_ro(&path)? {
+                let (uuid, received) = subvol::uuids(&path)?;
+                if uuid == base || received == Some(base) {
+                    return Ok(());
+                }
+            }
+        }
+        Err(Error::Invalid {
+            op: "receive",
+            object: format!("{volume}/{snap}"),
+            reason: format!(
+                "the stream is incremental and its base snapshot is not in volume {volume}: \
+                 receive the base first, or send a full stream"
+            ),
+        })
+    }
+
+    /// Feeds `input` to `btrfs receive <dir>`; end-of-input reaches it only if whole, and
+    /// an incremental stream only if `check_base` accepts its base.
+    fn run_receive(
+        &self,
+        dir: &Path,
+        input: &mut dyn Read,
+        check_base: &dyn Fn([u8; 16]) -> Result<()>,
+    ) -> Result<()> {
         let args: [&std::ffi::OsStr; 2] = ["receive".as_ref(), dir.as_os_str()];
         let mut child = BTRFS.spawn_stream(&args, Stdio::piped(), Stdio::null())?;
         let mut stdin = child.child.stdin.take().expect("stdin was piped");
         let mut check = StreamCheck::new();
         let mut buf = vec![0u8; BUF];
         let mut pass = Vec::with_capacity(BUF + 4096);
+        let mut base_checked = false;
         let fed: Result<()> = loop {
             let n = match input.read(&mut buf) {
                 Ok(0) => break check.finish().map_err(|r| stream_invalid(dir, r)),
@@ -112,6 +143,14 @@ impl BtrfsBackend {
             pass.clear();
             if let Err(r) = check.feed(&buf[..n], &mut pass) {
                 break Err(stream_invalid(dir, r));
+            }
+            if !base_checked {
+                if let Some(base) = check.base_uuid() {
+                    base_checked = true;
+                    if let Err(e) = base.map_or(Ok(()), check_base) {
+                        break Err(e);
+                    }
+                }
             }
             if let Err(e) = stdin.write_all(&pass) {
                 // The child stopped reading: its own error (from wait) says why.

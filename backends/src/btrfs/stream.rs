@@ -17,8 +17,11 @@ const CMD_HEADER_LEN: usize = 10;
 /// `BTRFS_SEND_C_UTIMES` and `BTRFS_SEND_C_END`, the same in stream versions 1 to 3.
 const CMD_UTIMES: u16 = 20;
 const CMD_END: u16 = 21;
-/// `BTRFS_SEND_A_PATH`.
+/// `BTRFS_SEND_C_SNAPSHOT`: the first command of an incremental stream.
+const CMD_SNAPSHOT: u16 = 2;
+/// `BTRFS_SEND_A_PATH` and `BTRFS_SEND_A_CLONE_UUID`.
 const ATTR_PATH: u16 = 15;
+const ATTR_CLONE_UUID: u16 = 20;
 
 #[derive(Debug, Default)]
 pub struct StreamCheck {
@@ -32,6 +35,8 @@ pub struct StreamCheck {
     utimes: Option<Vec<u8>>,
     /// The last `UTIMES` of the subvolume root.
     root_utimes: Option<Vec<u8>>,
+    /// The first command, whole, once passed (`SUBVOL` or `SNAPSHOT`).
+    first: Option<Vec<u8>>,
 }
 
 impl StreamCheck {
@@ -77,7 +82,7 @@ impl StreamCheck {
                         out.extend_from_slice(replay);
                     }
                 }
-                if cmd == CMD_UTIMES {
+                if cmd == CMD_UTIMES || self.first.is_none() {
                     self.utimes = Some(self.pending.clone());
                 }
                 out.extend_from_slice(&self.pending);
@@ -97,10 +102,25 @@ impl StreamCheck {
 
     fn end_of_command(&mut self) {
         if let Some(cmd) = self.utimes.take() {
-            if path_attr(&cmd[CMD_HEADER_LEN..]) == Some(&[][..]) {
+            if self.first.is_none() {
+                self.first = Some(cmd);
+            } else if attr(&cmd[CMD_HEADER_LEN..], ATTR_PATH) == Some(&[][..]) {
                 self.root_utimes = Some(cmd);
             }
         }
+    }
+
+    /// Once the first command has passed: `Some(None)` for a full stream, and for an
+    /// incremental one `Some(Some(uuid))` of its base (the receiver finds the base by
+    /// this UUID in its subvolumes' received UUIDs).
+    pub fn base_uuid(&self) -> Option<Option<[u8; 16]>> {
+        let first = self.first.as_ref()?;
+        let cmd = u16::from_le_bytes([first[4], first[5]]);
+        if cmd != CMD_SNAPSHOT {
+            return Some(None);
+        }
+        let uuid = attr(&first[CMD_HEADER_LEN..], ATTR_CLONE_UUID)?;
+        Some(uuid.try_into().ok())
     }
 
     /// At end of input: is the stream whole?
@@ -115,13 +135,13 @@ impl StreamCheck {
     }
 }
 
-/// The `PATH` attribute of a command's payload (type-length-value attributes).
-fn path_attr(mut payload: &[u8]) -> Option<&[u8]> {
+/// Attribute `want` of a command's payload (type-length-value attributes).
+fn attr(mut payload: &[u8], want: u16) -> Option<&[u8]> {
     while payload.len() >= 4 {
         let kind = u16::from_le_bytes([payload[0], payload[1]]);
         let len = u16::from_le_bytes([payload[2], payload[3]]) as usize;
         let value = payload.get(4..4 + len)?;
-        if kind == ATTR_PATH {
+        if kind == want {
             return Some(value);
         }
         payload = &payload[4 + len..];
@@ -157,7 +177,7 @@ mod tests {
     fn stream() -> Vec<u8> {
         let mut s = MAGIC.to_vec();
         s.extend_from_slice(&1u32.to_le_bytes());
-        s.extend(cmd(1, b"subvol-attrs"));
+        s.extend(cmd(1, &attr(ATTR_PATH, b"s1")));
         s.extend(utimes(b"", 1));
         s.extend(cmd(15, &[7; 300]));
         s.extend(utimes(b"", 2)); // the last root UTIMES: replayed before END
@@ -190,6 +210,22 @@ mod tests {
             r.unwrap();
             assert_eq!(out, want, "chunk {chunk}");
         }
+    }
+
+    #[test]
+    fn base_of_an_incremental_stream_is_found() {
+        let mut c = StreamCheck::new();
+        let mut s = MAGIC.to_vec();
+        s.extend_from_slice(&1u32.to_le_bytes());
+        c.feed(&s, &mut Vec::new()).unwrap();
+        assert_eq!(c.base_uuid(), None);
+        let mut p = attr(ATTR_PATH, b"s2");
+        p.extend(attr(ATTR_CLONE_UUID, &[9; 16]));
+        c.feed(&cmd(CMD_SNAPSHOT, &p), &mut Vec::new()).unwrap();
+        assert_eq!(c.base_uuid(), Some(Some([9; 16])));
+        let mut full = StreamCheck::new();
+        full.feed(&stream(), &mut Vec::new()).unwrap();
+        assert_eq!(full.base_uuid(), Some(None));
     }
 
     #[test]

@@ -105,6 +105,18 @@ pub fn created_at(path: &Path) -> Result<Timestamp> {
     })
 }
 
+/// The subvolume's UUID and, if it was received, the UUID it was received from.
+pub fn uuids(path: &Path) -> Result<([u8; 16], Option<[u8; 16]>)> {
+    let sv = get("inspect subvolume", path)?;
+    let info = sv
+        .info()
+        .map_err(|e| lib_err("inspect subvolume", path, e))?;
+    Ok((
+        *info.uuid.as_bytes(),
+        info.received_uuid.map(|u| *u.as_bytes()),
+    ))
+}
+
 /// Removes `path` whatever it is: a subvolume (recursively), a directory that may hold
 /// subvolumes, or a file. Absent is fine. Used to empty `.tmp/` and to delete pools.
 pub fn remove_tree(path: &Path) -> Result<()> {
