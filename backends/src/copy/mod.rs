@@ -226,6 +226,36 @@ impl Walker<'_> {
     }
 }
 
+/// Puts back the atime/mtime that `like` records on `path` (not following it). A copy
+/// root renamed into another directory needs it: xfs updates a directory's mtime when a
+/// rename changes its `..`.
+pub fn set_times_like(path: &Path, like: &std::fs::Metadata) -> Result<()> {
+    let c = meta::cstr(path.as_os_str()).ctx("set times of", path)?;
+    let times = [
+        libc::timespec {
+            tv_sec: like.atime(),
+            tv_nsec: like.atime_nsec(),
+        },
+        libc::timespec {
+            tv_sec: like.mtime(),
+            tv_nsec: like.mtime_nsec(),
+        },
+    ];
+    // SAFETY: valid C string and two timespecs.
+    let r = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if r < 0 {
+        return Err(Error::io("set times of", path, io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
 /// Deletes a tree without following symlinks. If plain deletion fails (an immutable or
 /// append-only flag, a directory without write permission) it clears those and retries.
 /// Idempotent: a missing path is fine.

@@ -19,6 +19,8 @@
 
 mod pool;
 mod snapshots;
+#[cfg(test)]
+mod tests;
 mod volumes;
 
 use std::io::{Read, Write};

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::{exists, sync_dir, write_synced, DirBackend};
-use crate::copy::{copy_tree, remove_tree, CopyMode};
+use crate::copy::{copy_tree, remove_tree, set_times_like, CopyMode};
 use crate::error::{Error, IoContext, Kind, Result};
 use crate::layout::{rename_exchange, rename_noreplace};
 use crate::mounts;
@@ -179,10 +179,18 @@ impl DirBackend {
         self.refuse_mounts_in("restore volume", &vol)?;
         let tmp = self.layout.tmp_path("restore");
         copy_tree(&tree, &tmp, CopyMode::Auto)?;
+        let times = match tmp.symlink_metadata() {
+            Ok(m) => m,
+            Err(e) => {
+                remove_tree(&tmp)?;
+                return Err(Error::io("stat", &tmp, e));
+            }
+        };
         if let Err(e) = rename_exchange(&tmp, &vol) {
             remove_tree(&tmp)?;
             return Err(Error::io("swap in restored state of", &vol, e));
         }
+        set_times_like(&vol, &times)?;
         // `tmp` now holds the old live state; a failure here only leaves .tmp/ garbage.
         if let Err(e) = remove_tree(&tmp) {
             tracing::warn!(error = %e, "removing the replaced live state failed; mount_pool will");

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 
 use super::{exists, DirBackend};
-use crate::copy::{copy_tree, remove_tree, CopyMode};
+use crate::copy::{copy_tree, remove_tree, set_times_like, CopyMode};
 use crate::error::{Error, IoContext, Kind, Result};
 use crate::layout::rename_noreplace;
 use crate::names::VolumeName;
@@ -127,8 +127,9 @@ impl DirBackend {
     pub(super) fn copy_into_place(&self, src: &Path, dst: &Path, exists_err: Error) -> Result<()> {
         let tmp = self.layout.tmp_path("clone");
         copy_tree(src, &tmp, CopyMode::Auto)?;
+        let times = tmp.symlink_metadata().ctx("stat", &tmp)?;
         match rename_noreplace(&tmp, dst) {
-            Ok(()) => Ok(()),
+            Ok(()) => set_times_like(dst, &times),
             Err(e) => {
                 remove_tree(&tmp)?;
                 Err(if is_eexist(&e) {
