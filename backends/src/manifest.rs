@@ -231,6 +231,17 @@ impl Manifest {
     /// "etc/passwd: mtime 1 != 2", self's value first). At most [`DIFF_LIMIT`] lines, then
     /// one line counting the rest. Empty when the trees are the same.
     pub fn diff(&self, other: &Manifest) -> Vec<String> {
+        let mut lines = self.diff_all(other);
+        if lines.len() > DIFF_LIMIT {
+            let rest = lines.len() - DIFF_LIMIT;
+            lines.truncate(DIFF_LIMIT);
+            lines.push(format!("... and {rest} more differences"));
+        }
+        lines
+    }
+
+    /// Every difference, uncapped (same lines as [`Manifest::diff`]).
+    pub fn diff_all(&self, other: &Manifest) -> Vec<String> {
         let mut lines = Vec::new();
         let mut a = self.entries.iter().peekable();
         let mut b = other.entries.iter().peekable();
@@ -261,11 +272,6 @@ impl Manifest {
                     }
                 },
             }
-        }
-        if lines.len() > DIFF_LIMIT {
-            let rest = lines.len() - DIFF_LIMIT;
-            lines.truncate(DIFF_LIMIT);
-            lines.push(format!("... and {rest} more differences"));
         }
         lines
     }

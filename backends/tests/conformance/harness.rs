@@ -1,0 +1,121 @@
+//! Requirement gating: a test whose requirement is missing prints `SKIP <test>: <why>` and
+//! passes, unless `CAIRN_REQUIRE` (a comma list: `root,loop,btrfs,xfs,image`) names that
+//! requirement; then it fails, so CI cannot silently skip a tier.
+
+use std::path::{Path, PathBuf};
+
+/// Something a test needs from the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Req {
+    /// Running as root (mounts, device nodes, chown).
+    Root,
+    /// Loop devices can be attached.
+    Loop,
+    /// The kernel has btrfs and btrfs-progs is installed.
+    Btrfs,
+    /// The kernel has xfs and xfsprogs is installed.
+    Xfs,
+    /// The Debian test image and `tar`/`zstd` to unpack it.
+    Image,
+}
+
+impl Req {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Req::Root => "root",
+            Req::Loop => "loop",
+            Req::Btrfs => "btrfs",
+            Req::Xfs => "xfs",
+            Req::Image => "image",
+        }
+    }
+
+    /// `None` when present, else why not.
+    fn missing(&self) -> Option<String> {
+        match self {
+            Req::Root => (!nix::unistd::geteuid().is_root()).then(|| "not running as root".into()),
+            Req::Loop => (!Path::new("/dev/loop-control").exists())
+                .then(|| "no /dev/loop-control (loop module not loaded?)".into())
+                .or_else(|| tool_missing("losetup", "mount")),
+            Req::Btrfs => {
+                kernel_fs_missing("btrfs").or_else(|| tool_missing("mkfs.btrfs", "btrfs-progs"))
+            }
+            Req::Xfs => kernel_fs_missing("xfs").or_else(|| tool_missing("mkfs.xfs", "xfsprogs")),
+            Req::Image => {
+                let img = image_path();
+                if !img.is_file() {
+                    Some(format!(
+                        "test image {} not found (set CAIRN_TEST_IMAGE)",
+                        img.display()
+                    ))
+                } else {
+                    tool_missing("tar", "tar").or_else(|| tool_missing("zstd", "zstd"))
+                }
+            }
+        }
+    }
+}
+
+/// The Debian test image: `CAIRN_TEST_IMAGE`, or the shared one beside the workspace.
+pub fn image_path() -> PathBuf {
+    match std::env::var_os("CAIRN_TEST_IMAGE") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/images/debian-bookworm-minbase-amd64.tar.zst"),
+    }
+}
+
+fn tool_missing(tool: &str, package: &str) -> Option<String> {
+    let dirs = std::env::var("PATH").unwrap_or_default();
+    let found = dirs
+        .split(':')
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
+        .any(|d| Path::new(d).join(tool).is_file());
+    (!found).then(|| format!("{tool} is not installed (apt-get install {package})"))
+}
+
+fn kernel_fs_missing(fs: &str) -> Option<String> {
+    let has = || {
+        std::fs::read_to_string("/proc/filesystems")
+            .map(|t| t.lines().any(|l| l.split_whitespace().last() == Some(fs)))
+            .unwrap_or(false)
+    };
+    if has() {
+        return None;
+    }
+    // Not loaded yet: try loading it (works only as root), then look again.
+    let _ = std::process::Command::new("modprobe")
+        .arg(fs)
+        .stderr(std::process::Stdio::null())
+        .status();
+    (!has()).then(|| format!("the kernel has no {fs} filesystem"))
+}
+
+/// The requirements `CAIRN_REQUIRE` declares present.
+fn required() -> Vec<String> {
+    std::env::var("CAIRN_REQUIRE")
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// True if every requirement is met. Otherwise prints `SKIP <test>: <why>` and returns
+/// false, or panics if `CAIRN_REQUIRE` names a missing requirement.
+pub fn require(test: &str, reqs: &[Req]) -> bool {
+    let required = required();
+    for r in reqs {
+        if let Some(why) = r.missing() {
+            if required.iter().any(|n| n == r.name()) {
+                panic!(
+                    "{test}: requirement {:?} is missing ({why}) but CAIRN_REQUIRE says it must be present",
+                    r.name()
+                );
+            }
+            eprintln!("SKIP {test}: {why}");
+            return false;
+        }
+    }
+    true
+}
