@@ -416,14 +416,14 @@ impl BtrfsBackend {
     }
 }
 
-/// Unmounts, retrying for up to 2 s while the kernel says "target is busy": a child we
+/// Unmounts, retrying for up to 10 s while the kernel says "target is busy": a child we
 /// spawned (`btrfs send`, another thread's `btrfs receive`) may briefly hold a directory
 /// fd that libbtrfsutil opened without `O_CLOEXEC` on another thread.
 fn unmount_retrying(mnt: &Path) -> Result<()> {
     let mut tries = 0;
     loop {
         match mounts::unmount(mnt) {
-            Err(Error::Command(f)) if f.stderr.contains("target is busy") && tries < 40 => {
+            Err(Error::Command(f)) if f.stderr.contains("target is busy") && tries < 200 => {
                 tries += 1;
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
