@@ -1,0 +1,52 @@
+//! The glue between the parsed command line and the modules that do the work: parse
+//! names, call, print. Errors are `anyhow` here and nowhere below.
+
+mod containers;
+mod images;
+mod pools;
+mod snapshots;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command, Format};
+use crate::progress::{Bar, Progress};
+use crate::state::Store;
+
+/// What every command gets.
+pub struct Ctx {
+    pub store: Store,
+    pub format: Format,
+}
+
+impl Ctx {
+    /// A progress bar for long operations: on a terminal, and not with `--format json`.
+    pub fn progress(&self) -> Box<dyn Progress> {
+        Bar::for_terminal(self.format == Format::Table)
+    }
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let store = Store::open(&cli.state_dir)?;
+    let mut ctx = Ctx {
+        store,
+        format: cli.format,
+    };
+    match cli.command {
+        Command::Create { image, name, pool } => {
+            containers::create(&ctx, &image, &name, pool.as_deref())
+        }
+        Command::List => containers::list(&ctx),
+        Command::Info { name } => containers::info(&ctx, &name),
+        Command::Rename { from, to } => containers::rename(&ctx, &from, &to),
+        Command::Delete { name } => containers::delete(&ctx, &name),
+        Command::Copy {
+            source,
+            destination,
+            pool,
+        } => containers::copy(&ctx, &source, &destination, pool.as_deref()),
+        Command::Restore { name, snapshot } => snapshots::restore(&ctx, &name, &snapshot),
+        Command::Snapshot(c) => snapshots::run(&mut ctx, c),
+        Command::Image(c) => images::run(&mut ctx, c),
+        Command::Pool(c) => pools::run(&ctx, c),
+    }
+}

@@ -1,0 +1,94 @@
+//! `snapshot create|list|show|delete|rename` and `restore`.
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, Result};
+use cairn_backends::SnapshotName;
+
+use super::Ctx;
+use crate::cli::{Format, SnapshotCommand};
+use crate::names::{self, ContainerName};
+use crate::output;
+use crate::snapshots::{self, SnapshotView};
+
+fn snap(s: &str) -> Result<SnapshotName> {
+    Ok(names::parse("snapshot", s)?)
+}
+
+fn labels_text(v: &SnapshotView) -> String {
+    let l: Vec<String> = v.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    l.join(",")
+}
+
+pub fn run(ctx: &mut Ctx, cmd: SnapshotCommand) -> Result<()> {
+    match cmd {
+        SnapshotCommand::Create {
+            name,
+            snapshot,
+            labels,
+        } => {
+            let name: ContainerName = name.parse()?;
+            let snapshot = snapshot.as_deref().map(snap).transpose()?;
+            let labels = labels
+                .iter()
+                .map(|l| snapshots::parse_label(l).map_err(|e| anyhow!("container {name}: {e}")))
+                .collect::<Result<BTreeMap<_, _>>>()?;
+            let v = snapshots::create(&mut ctx.store, &name, snapshot, &labels)?;
+            match ctx.format {
+                Format::Json => output::json(&v),
+                Format::Table => println!("created snapshot {} of container {name}", v.name),
+            }
+        }
+        SnapshotCommand::List { name } => {
+            let name: ContainerName = name.parse()?;
+            let list = snapshots::list(&ctx.store, &name)?;
+            match ctx.format {
+                Format::Json => output::json(&list),
+                Format::Table => {
+                    let rows: Vec<Vec<String>> = list
+                        .iter()
+                        .map(|s| vec![s.name.clone(), output::time(s.created_at), labels_text(s)])
+                        .collect();
+                    print!("{}", output::table(&["NAME", "CREATED", "LABELS"], &rows));
+                }
+            }
+        }
+        SnapshotCommand::Show { name, snapshot } => {
+            let name: ContainerName = name.parse()?;
+            let v = snapshots::show(&ctx.store, &name, &snap(&snapshot)?)?;
+            match ctx.format {
+                Format::Json => output::json(&v),
+                Format::Table => print!(
+                    "{}",
+                    output::fields(&[
+                        ("container", name.to_string()),
+                        ("name", v.name.clone()),
+                        ("created", output::time(v.created_at)),
+                        ("labels", labels_text(&v)),
+                    ])
+                ),
+            }
+        }
+        SnapshotCommand::Delete { name, snapshot } => {
+            let name: ContainerName = name.parse()?;
+            let s = snap(&snapshot)?;
+            snapshots::delete(&mut ctx.store, &name, &s)?;
+            println!("deleted snapshot {s} of container {name}");
+        }
+        SnapshotCommand::Rename { name, from, to } => {
+            let name: ContainerName = name.parse()?;
+            let (from, to) = (snap(&from)?, snap(&to)?);
+            snapshots::rename(&ctx.store, &name, &from, &to)?;
+            println!("renamed snapshot {from} of container {name} to {to}");
+        }
+    }
+    Ok(())
+}
+
+pub fn restore(ctx: &Ctx, name: &str, snapshot: &str) -> Result<()> {
+    let name: ContainerName = name.parse()?;
+    let s = snap(snapshot)?;
+    snapshots::restore(&ctx.store, &name, &s)?;
+    println!("restored container {name} from snapshot {s}");
+    Ok(())
+}

@@ -1,0 +1,352 @@
+//! The safety check every image passes before anything is unpacked or stored: one full
+//! read of the archive with the `tar` crate that refuses
+//!
+//! - input that is not a tar archive, and corrupt or truncated archives (a decoder or
+//!   tar error anywhere, or a missing end-of-archive marker);
+//! - members with absolute paths or a `..` component;
+//! - symlinks whose relative target climbs above the root (absolute targets are normal
+//!   in a root filesystem and resolve inside the container's root);
+//! - hard links to an absolute path, through `..`, outside the root, or to something not
+//!   earlier in the archive;
+//! - members (or hard-link targets) below a symlink member, which an extractor would
+//!   follow out of the tree;
+//! - member types other than files, directories, links, devices and fifos.
+//!
+//! It also tells the layout: an LXD *unified* tarball (`metadata.yaml` + `rootfs/`) or a
+//! plain root filesystem tarball.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Read};
+use std::path::{Component, Path, PathBuf};
+
+use tar::EntryType;
+
+/// Why an archive is refused. Displayed after `image FILE: `.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("not a tar archive ({0})")]
+    NotTar(String),
+    #[error("corrupt archive: {0}")]
+    Corrupt(String),
+    #[error("truncated archive: {0}")]
+    Truncated(String),
+    #[error("member {member:?}: {reason}")]
+    Member { member: String, reason: String },
+    #[error("{0}")]
+    Layout(String),
+}
+
+/// How the root filesystem sits in the archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// `metadata.yaml` and `rootfs/`; `prefix` is the member prefix as written
+    /// (`rootfs` or `./rootfs`), which GNU tar strips when unpacking.
+    Unified { prefix: String },
+    /// The whole archive is the root filesystem.
+    Rootfs,
+}
+
+/// Owner, mode and mtime of the root directory's own member, if the archive has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RootMeta {
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub mtime: u64,
+}
+
+/// What a successful scan learnt.
+#[derive(Debug, Clone)]
+pub struct Scan {
+    pub layout: Layout,
+    pub metadata_yaml: Option<String>,
+    /// Members that will be unpacked (those under the root).
+    pub members: u64,
+    pub root_meta: Option<RootMeta>,
+}
+
+struct Counting<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+struct Member {
+    path: PathBuf,
+    raw: String,
+    kind: EntryType,
+    link: Option<PathBuf>,
+    meta: RootMeta,
+}
+
+fn io_refusal(e: &io::Error, first: bool) -> Refusal {
+    let msg = e.to_string();
+    if e.kind() == io::ErrorKind::UnexpectedEof || msg.contains("EOF") || msg.contains("incomplete")
+    {
+        Refusal::Truncated(msg)
+    } else if first {
+        Refusal::NotTar(msg)
+    } else {
+        Refusal::Corrupt(msg)
+    }
+}
+
+fn member_err(member: &str, reason: impl Into<String>) -> Refusal {
+    Refusal::Member {
+        member: member.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Normalises a member path: drops `.` components and a trailing `/`; refuses absolute
+/// paths and `..`.
+fn normalise(raw: &str, p: &Path, what: &str) -> Result<PathBuf, Refusal> {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                return Err(member_err(
+                    raw,
+                    format!("{what} leaves the archive root (\"..\")"),
+                ))
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(member_err(raw, format!("{what} is absolute")))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the whole (decompressed) tar stream and checks every member.
+pub fn scan(input: impl Read) -> Result<Scan, Refusal> {
+    let mut counting = Counting {
+        inner: input,
+        count: 0,
+    };
+    let mut members = Vec::new();
+    let mut metadata_yaml = None;
+    let mut data_end = 0u64;
+    {
+        let mut archive = tar::Archive::new(&mut counting);
+        let entries = archive.entries().map_err(|e| io_refusal(&e, true))?;
+        for entry in entries {
+            let first = members.is_empty();
+            let mut entry = entry.map_err(|e| io_refusal(&e, first))?;
+            let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let path = normalise(&raw, Path::new(&raw), "path")?;
+            let kind = entry.header().entry_type();
+            let link = match kind {
+                EntryType::Symlink | EntryType::Link => {
+                    let target = entry
+                        .link_name_bytes()
+                        .ok_or_else(|| member_err(&raw, "link without a target"))?;
+                    Some(PathBuf::from(String::from_utf8_lossy(&target).into_owned()))
+                }
+                _ => None,
+            };
+            let h = entry.header();
+            let meta = RootMeta {
+                mode: h.mode().unwrap_or(0o755),
+                uid: h.uid().unwrap_or(0),
+                gid: h.gid().unwrap_or(0),
+                mtime: h.mtime().unwrap_or(0),
+            };
+            data_end = entry.raw_file_position() + entry.size().div_ceil(512) * 512;
+            if path == Path::new("metadata.yaml") && kind.is_file() {
+                let mut text = String::new();
+                entry
+                    .by_ref()
+                    .take(1 << 20)
+                    .read_to_string(&mut text)
+                    .map_err(|e| io_refusal(&e, false))?;
+                metadata_yaml = Some(text);
+            }
+            members.push(Member {
+                path,
+                raw,
+                kind,
+                link,
+                meta,
+            });
+        }
+    }
+    if members.is_empty() {
+        return Err(Refusal::NotTar("no members".into()));
+    }
+    // Read to the end: decoders check their trailing checksums there.
+    io::copy(&mut counting, &mut io::sink()).map_err(|e| io_refusal(&e, false))?;
+    if counting.count < data_end + 512 {
+        return Err(Refusal::Truncated("no end-of-archive marker".into()));
+    }
+    check_members(members, metadata_yaml)
+}
+
+fn check_members(members: Vec<Member>, metadata_yaml: Option<String>) -> Result<Scan, Refusal> {
+    let rootfs = Path::new("rootfs");
+    let unified = metadata_yaml.is_some() && members.iter().any(|m| m.path.starts_with(rootfs));
+    if metadata_yaml.is_some() && !unified {
+        return Err(Refusal::Layout(
+            "has metadata.yaml but no rootfs/ (split LXD images are not supported: import a unified tarball)".into(),
+        ));
+    }
+    let root: &Path = if unified { rootfs } else { Path::new("") };
+    let mut prefix = None;
+    let mut seen: HashMap<PathBuf, EntryType> = HashMap::new();
+    let mut symlinks: HashSet<PathBuf> = HashSet::new();
+    let mut count = 0u64;
+    let mut root_meta = None;
+    for m in &members {
+        let Ok(rel) = m.path.strip_prefix(root) else {
+            continue; // metadata.yaml, templates/: not unpacked
+        };
+        if unified {
+            let p = if m.raw.starts_with("./") {
+                "./rootfs"
+            } else {
+                "rootfs"
+            };
+            if *prefix.get_or_insert(p) != p {
+                return Err(member_err(
+                    &m.raw,
+                    "mixes \"./rootfs\" and \"rootfs\" prefixes",
+                ));
+            }
+        }
+        if rel.as_os_str().is_empty() {
+            if m.kind.is_dir() {
+                root_meta = Some(m.meta);
+            }
+            continue;
+        }
+        count += 1;
+        match m.kind {
+            EntryType::Regular
+            | EntryType::Continuous
+            | EntryType::GNUSparse
+            | EntryType::Directory
+            | EntryType::Char
+            | EntryType::Block
+            | EntryType::Fifo => {}
+            EntryType::Symlink => {
+                let target = m.link.as_deref().expect("symlinks carry a target");
+                if !target.is_absolute() && climbs_out(rel, target) {
+                    return Err(member_err(
+                        &m.raw,
+                        format!(
+                            "symlink target {:?} points outside the root",
+                            target.display().to_string()
+                        ),
+                    ));
+                }
+                symlinks.insert(rel.to_path_buf());
+            }
+            EntryType::Link => {
+                let target = m.link.as_deref().expect("hard links carry a target");
+                let what = "hard link target";
+                let t = normalise(&m.raw, target, what)?;
+                let trel = t.strip_prefix(root).map_err(|_| {
+                    member_err(
+                        &m.raw,
+                        format!(
+                            "{what} {:?} is outside the root",
+                            target.display().to_string()
+                        ),
+                    )
+                })?;
+                match seen.get(trel) {
+                    Some(k) if !k.is_dir() => {}
+                    _ => {
+                        return Err(member_err(
+                            &m.raw,
+                            format!(
+                                "{what} {:?} is not an earlier file of the archive",
+                                target.display().to_string()
+                            ),
+                        ))
+                    }
+                }
+            }
+            other => {
+                return Err(member_err(
+                    &m.raw,
+                    format!("unsupported member type {other:?}"),
+                ));
+            }
+        }
+        seen.insert(rel.to_path_buf(), m.kind);
+    }
+    if count == 0 && root_meta.is_none() {
+        return Err(Refusal::Layout("the root filesystem is empty".into()));
+    }
+    // Nothing may be unpacked through a symlink.
+    for m in &members {
+        let Ok(rel) = m.path.strip_prefix(root) else {
+            continue;
+        };
+        let link_rel = match (&m.kind, &m.link) {
+            (EntryType::Link, Some(t)) => normalise(&m.raw, t, "hard link target")?
+                .strip_prefix(root)
+                .map(Path::to_path_buf)
+                .ok(),
+            _ => None,
+        };
+        for p in std::iter::once(rel).chain(link_rel.as_deref()) {
+            if let Some(a) = p.ancestors().skip(1).find(|a| symlinks.contains(*a)) {
+                return Err(member_err(
+                    &m.raw,
+                    format!(
+                        "lies below symlink {:?}, which would be followed",
+                        a.display().to_string()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(Scan {
+        layout: match prefix {
+            Some(p) => Layout::Unified {
+                prefix: p.to_string(),
+            },
+            None if unified => Layout::Unified {
+                prefix: "rootfs".into(),
+            },
+            None => Layout::Rootfs,
+        },
+        metadata_yaml,
+        members: count,
+        root_meta,
+    })
+}
+
+/// Whether a relative symlink target, resolved lexically from the link's directory,
+/// climbs above the root.
+fn climbs_out(link: &Path, target: &Path) -> bool {
+    let mut depth = link.components().count() as i64 - 1;
+    for c in target.components() {
+        match c {
+            Component::ParentDir => {
+                depth -= 1;
+                if depth < 0 {
+                    return true;
+                }
+            }
+            Component::Normal(_) => depth += 1,
+            _ => {}
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+#[path = "scan_tests.rs"]
+mod tests;

@@ -1,0 +1,82 @@
+//! The database schema and its migrations, keyed by `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+use super::error::{Error, Result};
+
+/// Each entry moves the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE pools (
+    name         TEXT PRIMARY KEY,
+    driver       TEXT NOT NULL,
+    spec         TEXT NOT NULL,          -- cairn_backends::PoolSpec as JSON
+    created_at   TEXT NOT NULL,          -- RFC 3339 UTC
+    mounted_boot TEXT                    -- boot id at the last mount_pool
+);
+CREATE TABLE images (
+    fingerprint  TEXT PRIMARY KEY,       -- sha256 of the image file, lowercase hex
+    format       TEXT NOT NULL,          -- "unified" or "rootfs"
+    compression  TEXT NOT NULL,
+    size         INTEGER NOT NULL,       -- bytes of the image file
+    metadata     TEXT NOT NULL,          -- ImageMetadata as JSON
+    imported_at  TEXT NOT NULL
+);
+CREATE TABLE image_aliases (
+    alias        TEXT PRIMARY KEY,
+    fingerprint  TEXT NOT NULL REFERENCES images(fingerprint) ON DELETE CASCADE
+);
+CREATE TABLE image_volumes (
+    fingerprint  TEXT NOT NULL REFERENCES images(fingerprint) ON DELETE CASCADE,
+    pool         TEXT NOT NULL REFERENCES pools(name),
+    volume       TEXT NOT NULL,
+    PRIMARY KEY (fingerprint, pool)
+);
+CREATE TABLE containers (
+    name         TEXT PRIMARY KEY,
+    pool         TEXT NOT NULL REFERENCES pools(name),
+    image        TEXT REFERENCES images(fingerprint),
+    volume       TEXT NOT NULL,
+    created_at   TEXT NOT NULL
+);
+CREATE TABLE snapshot_labels (
+    container    TEXT NOT NULL REFERENCES containers(name) ON DELETE CASCADE ON UPDATE CASCADE,
+    snapshot     TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    value        TEXT NOT NULL,
+    PRIMARY KEY (container, snapshot, key)
+);
+"#];
+
+/// Brings the schema to the newest version, one transaction per step.
+pub fn migrate(conn: &Connection) -> Result<()> {
+    let version: usize = conn
+        .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+        .map_err(|e| Error::db("read schema version", e))? as usize;
+    if version > MIGRATIONS.len() {
+        return Err(Error::corrupt(
+            "schema",
+            format!(
+                "version {version} is newer than this cairn knows ({}); upgrade cairn",
+                MIGRATIONS.len()
+            ),
+        ));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let step = format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        );
+        if let Err(e) = conn.execute_batch(&step) {
+            let _ = conn.execute_batch("ROLLBACK");
+            // Another process may have migrated at the same time.
+            let now: i64 = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap_or(0);
+            if now as usize > i {
+                continue;
+            }
+            return Err(Error::db(format!("migrate schema to version {}", i + 1), e));
+        }
+    }
+    Ok(())
+}
