@@ -21,6 +21,7 @@
 //! - Snapshot creation times are the subvolumes' `otime` (nanoseconds), read back from
 //!   btrfs: the storage is the source of truth.
 
+mod create;
 mod pool;
 mod send;
 mod snapshots;

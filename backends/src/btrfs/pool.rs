@@ -1,18 +1,17 @@
-//! Pool operations: create (on a btrfs directory, a device or a loop file), mount,
-//! unmount, delete, usage.
+//! Pool operations: mount, unmount, delete, usage, and the helpers `create` shares.
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use super::parse::{parse_blkid_export, Signature};
-use super::{subvol, BtrfsBackend, DRIVER};
+use super::{subvol, BtrfsBackend};
 use crate::backend::PoolSource;
-use crate::cmd::{BLKID, BTRFS, LOSETUP, MKFS_BTRFS};
+use crate::cmd::BLKID;
 use crate::error::{Error, IoContext, Kind, Result};
+use crate::loopdev;
 use crate::mounts::{self, FsKind};
 use crate::revert::Revert;
-use crate::types::{CreateAction, DeleteAction, Usage};
-use crate::{loopdev, Bytes};
+use crate::types::{DeleteAction, Usage};
 
 /// Creates `path` (mode 0700) if missing; returns whether it did.
 pub(super) fn make_dir(path: &Path) -> Result<bool> {
@@ -24,7 +23,7 @@ pub(super) fn make_dir(path: &Path) -> Result<bool> {
 }
 
 /// Removes `dir` if it exists and is empty; a directory with content is left alone.
-fn remove_empty_dir(dir: &Path) -> Result<()> {
+pub(super) fn remove_empty_dir(dir: &Path) -> Result<()> {
     match std::fs::remove_dir(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -45,7 +44,7 @@ fn fs_name(kind: FsKind) -> String {
 }
 
 /// What is on a device or image file, according to `blkid -p` (exit status 2: nothing).
-fn probe(path: &Path) -> Result<Option<Signature>> {
+pub(super) fn probe(path: &Path) -> Result<Option<Signature>> {
     match BLKID.run(&[
         "-p".as_ref(),
         "-o".as_ref(),
@@ -59,7 +58,7 @@ fn probe(path: &Path) -> Result<Option<Signature>> {
 }
 
 impl BtrfsBackend {
-    fn invalid(&self, op: &'static str, reason: String) -> Error {
+    pub(super) fn invalid(&self, op: &'static str, reason: String) -> Error {
         Error::Invalid {
             op,
             object: self.spec.name.to_string(),
@@ -68,7 +67,7 @@ impl BtrfsBackend {
     }
 
     /// Fails unless `path` is on btrfs.
-    fn check_btrfs(&self, op: &'static str, path: &Path) -> Result<()> {
+    pub(super) fn check_btrfs(&self, op: &'static str, path: &Path) -> Result<()> {
         let kind = mounts::fs_type_of(path)?;
         if kind == FsKind::Btrfs {
             return Ok(());
@@ -83,146 +82,7 @@ impl BtrfsBackend {
         ))
     }
 
-    pub(super) fn do_create_pool(&self) -> Result<CreateAction<()>> {
-        BTRFS.resolve()?; // a missing tool surfaces before anything is made
-        let mut rv = Revert::new();
-        let action = match &self.spec.source {
-            PoolSource::StateDir => return Err(state_dir_refused(self)),
-            PoolSource::Directory { path } => self.create_on_directory(path, &mut rv),
-            PoolSource::Device { path, force } => self.create_on_device(path, *force, &mut rv),
-            PoolSource::LoopFile { path, size } => self.create_on_loop_file(path, *size, &mut rv),
-        };
-        let action = match action {
-            Ok(a) => a,
-            Err(e) => return Err(rv.fail(e)),
-        };
-        if action.is_created() {
-            if let Err(e) = self.make_layout(&mut rv) {
-                return Err(rv.fail(e));
-            }
-        }
-        rv.success();
-        Ok(action)
-    }
-
-    /// Creates the state directory, registering its removal.
-    fn make_state_dir(&self, rv: &mut Revert<'_>) -> Result<()> {
-        let dir = self.spec.state_dir.clone();
-        if !dir.exists() {
-            std::fs::create_dir_all(&dir).ctx("create state directory", &dir)?;
-            let mnt = self.mount_point();
-            // Never recursive: if an unmount failed, the pool's data is still below.
-            rv.add("remove state directory", move || {
-                remove_empty_dir(&mnt)?;
-                remove_empty_dir(&dir)
-            });
-        }
-        Ok(())
-    }
-
-    fn create_on_directory(&self, path: &Path, rv: &mut Revert<'_>) -> Result<CreateAction<()>> {
-        const OP: &str = "create pool";
-        if !path.exists() {
-            let parent = path
-                .ancestors()
-                .find(|p| p.exists())
-                .unwrap_or(Path::new("/"));
-            self.check_btrfs(OP, parent)?;
-            std::fs::create_dir_all(path).ctx("create pool directory", path)?;
-            let p = path.to_path_buf();
-            rv.add("remove pool directory", move || remove_empty_dir(&p));
-        }
-        self.check_btrfs(OP, path)?;
-        if self.layout.marker().exists() {
-            return Ok(CreateAction::Identity);
-        }
-        let mut entries = std::fs::read_dir(path).ctx("read pool directory", path)?;
-        if entries.next().is_some() {
-            return Err(self.invalid(
-                OP,
-                format!(
-                    "{} is not empty and is not a cairn pool; use an empty directory",
-                    path.display()
-                ),
-            ));
-        }
-        self.make_state_dir(rv)?;
-        Ok(CreateAction::Created(()))
-    }
-
-    fn create_on_device(
-        &self,
-        dev: &Path,
-        force: bool,
-        rv: &mut Revert<'_>,
-    ) -> Result<CreateAction<()>> {
-        MKFS_BTRFS.resolve()?;
-        if mounts::mount_at(&self.mount_point())?.is_some() && self.layout.marker().exists() {
-            return Ok(CreateAction::Identity);
-        }
-        self.make_state_dir(rv)?;
-        if let Some(sig) = probe(dev)? {
-            if sig.fs_type.as_deref() == Some("btrfs") {
-                if self.mount_fs(dev, rv)? {
-                    return Ok(CreateAction::Identity);
-                }
-                mounts::unmount(&self.mount_point())?; // not ours: mkfs needs it unmounted
-            }
-            if !force {
-                return Err(self.invalid(
-                    "create pool",
-                    format!(
-                        "{} holds {}; pass --force to overwrite it",
-                        dev.display(),
-                        sig.describe()
-                    ),
-                ));
-            }
-        }
-        self.mkfs(dev)?;
-        self.mount_fs(dev, rv)?;
-        Ok(CreateAction::Created(()))
-    }
-
-    fn create_on_loop_file(
-        &self,
-        file: &Path,
-        size: Bytes,
-        rv: &mut Revert<'_>,
-    ) -> Result<CreateAction<()>> {
-        MKFS_BTRFS.resolve()?;
-        LOSETUP.resolve()?;
-        self.make_state_dir(rv)?;
-        if file.exists() {
-            // Ours from an earlier create_pool? Then this is `Identity`.
-            if let Some(sig) = probe(file)? {
-                if sig.fs_type.as_deref() == Some("btrfs") {
-                    let dev = self.attach(file, rv)?;
-                    if self.mount_fs(&dev, rv)? {
-                        return Ok(CreateAction::Identity);
-                    }
-                }
-            }
-            return Err(self.invalid(
-                "create pool",
-                format!(
-                    "{} already exists and is not a cairn btrfs pool; refusing to overwrite it",
-                    file.display()
-                ),
-            ));
-        }
-        loopdev::create_file(file, size.0)?;
-        let f = file.to_path_buf();
-        rv.add("remove loop file", move || {
-            std::fs::remove_file(&f).ctx("remove loop file", &f)
-        });
-        let dev = self.attach(file, rv)?;
-        self.mkfs(&dev)?;
-        self.mount_fs(&dev, rv)?;
-        Ok(CreateAction::Created(()))
-    }
-
-    fn attach(&self, file: &Path, rv: &mut Revert<'_>) -> Result<std::path::PathBuf> {
+    pub(super) fn attach(&self, file: &Path, rv: &mut Revert<'_>) -> Result<std::path::PathBuf> {
         let was_attached = loopdev::find(file)?.is_some();
         let dev = loopdev::attach(file)?;
         if !was_attached {
@@ -232,21 +92,9 @@ impl BtrfsBackend {
         Ok(dev)
     }
 
-    fn mkfs(&self, dev: &Path) -> Result<()> {
-        let label = format!("cairn-{}", self.spec.name);
-        let label: String = label.chars().take(255).collect();
-        MKFS_BTRFS.run(&[
-            "-f".as_ref(),
-            "-L".as_ref(),
-            label.as_ref(),
-            dev.as_os_str(),
-        ])?;
-        Ok(())
-    }
-
     /// Mounts `dev` at the mount point (unless mounted already) and says whether it holds
     /// our pool. Registers the unmount if it mounted.
-    fn mount_fs(&self, dev: &Path, rv: &mut Revert<'_>) -> Result<bool> {
+    pub(super) fn mount_fs(&self, dev: &Path, rv: &mut Revert<'_>) -> Result<bool> {
         let mnt = self.mount_point();
         if mounts::mount_at(&mnt)?.is_none() {
             make_dir(&mnt)?;
@@ -254,28 +102,6 @@ impl BtrfsBackend {
             rv.add("unmount pool", move || mounts::unmount(&mnt));
         }
         Ok(self.layout.marker().exists())
-    }
-
-    /// `volumes/`, `snapshots/`, `.tmp/`, then the marker (last: it says "whole").
-    fn make_layout(&self, rv: &mut Revert<'_>) -> Result<()> {
-        let l = &self.layout;
-        for dir in [l.volumes(), l.snapshots_root(), l.tmp()] {
-            if make_dir(&dir)? {
-                rv.add("remove pool layout", move || {
-                    std::fs::remove_dir(&dir).ctx("remove directory", &dir)
-                });
-            }
-        }
-        let marker = l.marker();
-        let body = format!(
-            "{{\"driver\":\"{DRIVER}\",\"pool\":{:?}}}\n",
-            self.spec.name.as_str()
-        );
-        std::fs::write(&marker, body).ctx("write pool marker", &marker)?;
-        rv.add("remove pool marker", move || {
-            std::fs::remove_file(&marker).ctx("remove pool marker", &marker)
-        });
-        Ok(())
     }
 
     pub(super) fn do_mount_pool(&self) -> Result<()> {
@@ -452,7 +278,7 @@ fn wait_detached(file: &Path) -> Result<()> {
     })
 }
 
-fn state_dir_refused(b: &BtrfsBackend) -> Error {
+pub(super) fn state_dir_refused(b: &BtrfsBackend) -> Error {
     b.invalid(
         "create pool",
         "the btrfs driver needs --source: a btrfs mount, a device, or a loop file with --size"
