@@ -7,10 +7,13 @@
 //!   non-zero exit returns a [`CommandFailure`] carrying argv, exit status and stderr.
 //! - Streaming calls ([`Tool::spawn_stream`]) read the child's stderr on their own thread so
 //!   the child can never block on a full stderr pipe while we read or write its stdout/stdin.
+//! - Children inherit only stdin, stdout and stderr (every other descriptor is closed
+//!   between fork and exec), so no child can pin a mount or a loop device we opened.
 //! - Parsing a tool's output is a separate pure function in the driver's `parse.rs`.
 
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
@@ -103,6 +106,15 @@ impl Tool {
         let program = self.resolve()?;
         let mut cmd = Command::new(&program);
         cmd.args(args).env("LC_ALL", "C").env("LANG", "C");
+        // Close every descriptor above stderr in the child: C libraries we link
+        // (libbtrfsutil) open directories without O_CLOEXEC, and a child holding one keeps
+        // a mount busy long after we closed our copy.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+                Ok(())
+            });
+        }
         let mut argv = vec![OsString::from(self.name)];
         argv.extend(args.iter().map(|a| a.as_ref().to_os_string()));
         Ok((cmd, argv))
@@ -266,5 +278,18 @@ mod tests {
             .unwrap();
         let e = child.wait().unwrap_err();
         assert!(e.to_string().contains("exit status 4"));
+    }
+
+    #[test]
+    fn children_inherit_no_descriptor_above_stderr() {
+        // An fd opened without O_CLOEXEC, as libbtrfsutil does.
+        let fd = unsafe { libc::open(c"/".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
+        assert!(fd > 2);
+        let out = SH.run(&[
+            "-c",
+            &format!("test -e /proc/self/fd/{fd} && echo open || echo closed"),
+        ]);
+        unsafe { libc::close(fd) };
+        assert_eq!(out.unwrap(), "closed\n");
     }
 }
