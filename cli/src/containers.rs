@@ -29,8 +29,6 @@ pub enum Error {
     SnapshotNotFound { container: String, snapshot: String },
     #[error("container {container}: snapshot {snapshot}: already exists")]
     SnapshotExists { container: String, snapshot: String },
-    #[error("container {name}: {reason}")]
-    Invalid { name: String, reason: String },
     #[error("container {name}: {op}: {source}")]
     Storage {
         name: String,
@@ -158,13 +156,14 @@ fn clone_into(
 }
 
 /// Copies a container (or one of its snapshots) to a new container: a copy-on-write
-/// clone within a pool.
+/// clone within a pool, a full exact copy into another pool.
 pub fn copy(
     store: &Store,
     src: &ContainerName,
     snap: Option<&SnapshotName>,
     dst: &ContainerName,
     pool: Option<&str>,
+    progress: &dyn Progress,
 ) -> Result<ContainerRecord> {
     let record = get(store, src)?;
     if store.container(dst.as_str())?.is_some() {
@@ -172,13 +171,9 @@ pub fn copy(
     }
     let target = pool.unwrap_or(&record.pool);
     if target != record.pool {
-        return Err(Error::Invalid {
-            name: src.to_string(),
-            reason: format!(
-                "copy to pool {target}: copies between pools are not supported yet (the source is in pool {})",
-                record.pool
-            ),
-        });
+        let (rec, _stats) =
+            crate::transfer::copy_between_pools(store, src, snap, dst, target, progress)?;
+        return Ok(rec);
     }
     let src_pool = Pool::open(store, Some(&record.pool))?;
     let (first, second) = if src < dst { (src, dst) } else { (dst, src) };

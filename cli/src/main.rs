@@ -18,6 +18,7 @@ mod pools;
 mod progress;
 mod snapshots;
 mod state;
+mod transfer;
 
 use std::process::ExitCode;
 
@@ -40,6 +41,9 @@ fn usage_error_line(err: &clap::Error) -> String {
                 ctx(ContextKind::InvalidValue),
                 ctx(ContextKind::ValidValue)
             )
+        }
+        ErrorKind::MissingRequiredArgument => {
+            format!("missing {}; see --help", ctx(ContextKind::InvalidArg))
         }
         _ => {
             let rendered = err.to_string();

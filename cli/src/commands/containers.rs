@@ -130,7 +130,17 @@ pub fn copy(ctx: &Ctx, source: &str, destination: &str, pool: Option<&str>) -> R
     let src: ContainerName = src.parse()?;
     let snap: Option<SnapshotName> = snap.map(|s| names::parse("snapshot", s)).transpose()?;
     let dst: ContainerName = destination.parse()?;
-    let rec = containers::copy(&ctx.store, &src, snap.as_ref(), &dst, pool)?;
+    let progress = ctx.progress();
+    let result = containers::copy(
+        &ctx.store,
+        &src,
+        snap.as_ref(),
+        &dst,
+        pool,
+        progress.as_ref(),
+    );
+    progress.finish();
+    let rec = result?;
     println!(
         "copied {source} to container {} in pool {}",
         rec.name, rec.pool

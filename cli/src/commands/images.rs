@@ -66,11 +66,14 @@ fn import_and_report(
     aliases: &[ImageAlias],
     pool: Option<&str>,
 ) -> Result<()> {
-    let pool = Pool::open(&ctx.store, pool)?;
     let progress = ctx.progress();
-    let result = images::import(&mut ctx.store, file, aliases, &pool, progress.as_ref());
+    let result = images::prepare(&ctx.store, file, progress.as_ref()).and_then(|prepared| {
+        let pool = Pool::open(&ctx.store, pool)?;
+        let outcome = images::import(&mut ctx.store, prepared, aliases, &pool, progress.as_ref())?;
+        Ok((outcome, pool.name().to_string()))
+    });
     progress.finish();
-    let outcome = result?;
+    let (outcome, pool) = result?;
     let v = view(ctx, &outcome.record)?;
     match ctx.format {
         Format::Json => output::json(&v),
@@ -87,7 +90,7 @@ fn import_and_report(
             } else {
                 v.aliases.join(", ")
             },
-            pool.name()
+            pool
         ),
     }
     Ok(())

@@ -92,18 +92,20 @@ pub fn scan_file(
     })
 }
 
-/// Imports an image file and unpacks it into `pool`. Importing the same file again
-/// only adds the new aliases.
-pub fn import(
-    store: &mut Store,
-    file: &Path,
-    aliases: &[ImageAlias],
-    pool: &Pool,
-    progress: &dyn Progress,
-) -> Result<ImportOutcome> {
-    for a in aliases {
-        store.alias_target(a.as_str())?; // fail early on a broken database
-    }
+/// An image file copied into the state directory, fingerprinted and checked, not yet
+/// recorded. Dropping it removes the copy.
+pub struct Prepared {
+    file: PathBuf,
+    tmp: TempFile,
+    compression: Compression,
+    fingerprint: String,
+    size: u64,
+    scanned: Scan,
+}
+
+/// The first half of an import, which changes nothing the user can see: detect the
+/// format, copy the file into the state directory while hashing it, check every member.
+pub fn prepare(store: &Store, file: &Path, progress: &dyn Progress) -> Result<Prepared> {
     let compression = detect_file(file)?;
     let tmp_dir = store.image_tmp_dir();
     std::fs::create_dir_all(&tmp_dir).map_err(io_err(&tmp_dir, "create"))?;
@@ -122,7 +124,35 @@ pub fn import(
     out.sync_all().map_err(io_err(&tmp_path, "sync"))?;
     drop(out);
     let scanned = scan_file(&tmp_path, file, compression, progress)?;
+    Ok(Prepared {
+        file: file.to_path_buf(),
+        tmp,
+        compression,
+        fingerprint,
+        size,
+        scanned,
+    })
+}
 
+/// The second half: records the prepared image and unpacks it into `pool`. Importing
+/// the same file again only adds the new aliases.
+pub fn import(
+    store: &mut Store,
+    prepared: Prepared,
+    aliases: &[ImageAlias],
+    pool: &Pool,
+    progress: &dyn Progress,
+) -> Result<ImportOutcome> {
+    let Prepared {
+        file,
+        tmp,
+        compression,
+        fingerprint,
+        size,
+        scanned,
+    } = prepared;
+    let file = file.as_path();
+    let tmp_path = tmp.0.clone().expect("armed");
     let _lock = store.lock(LockKind::Image, &fingerprint, LockMode::Exclusive)?;
     for a in aliases {
         match store.alias_target(a.as_str())? {

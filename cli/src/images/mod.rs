@@ -20,7 +20,7 @@ pub mod unpack;
 use std::path::PathBuf;
 
 pub use catalog::{add_alias, delete, remove_alias, resolve};
-pub use import::{ensure_in_pool, import, BASE_SNAPSHOT};
+pub use import::{ensure_in_pool, import, prepare, BASE_SNAPSHOT};
 
 use crate::names::NameError;
 use crate::pools;

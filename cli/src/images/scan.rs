@@ -53,6 +53,8 @@ pub struct RootMeta {
     pub uid: u64,
     pub gid: u64,
     pub mtime: u64,
+    /// Nanoseconds of `mtime`, from a PAX `mtime` record.
+    pub mtime_nsec: u32,
 }
 
 /// What a successful scan learnt.
@@ -155,12 +157,18 @@ pub fn scan(input: impl Read) -> Result<Scan, Refusal> {
                 _ => None,
             };
             let h = entry.header();
-            let meta = RootMeta {
+            let mut meta = RootMeta {
                 mode: h.mode().unwrap_or(0o755),
                 uid: h.uid().unwrap_or(0),
                 gid: h.gid().unwrap_or(0),
                 mtime: h.mtime().unwrap_or(0),
+                mtime_nsec: 0,
             };
+            if path.as_os_str().is_empty() || path == Path::new("rootfs") {
+                if let Some((secs, nsec)) = pax_mtime(&mut entry) {
+                    (meta.mtime, meta.mtime_nsec) = (secs, nsec);
+                }
+            }
             data_end = entry.raw_file_position() + entry.size().div_ceil(512) * 512;
             if path == Path::new("metadata.yaml") && kind.is_file() {
                 let mut text = String::new();
@@ -326,6 +334,28 @@ fn check_members(members: Vec<Member>, metadata_yaml: Option<String>) -> Result<
         members: count,
         root_meta,
     })
+}
+
+/// The PAX `mtime` record (`seconds[.fraction]`) of an entry, if it has one.
+fn pax_mtime<R: Read>(entry: &mut tar::Entry<'_, R>) -> Option<(u64, u32)> {
+    let exts = entry.pax_extensions().ok()??;
+    for ext in exts.flatten() {
+        if ext.key() == Ok("mtime") {
+            return parse_pax_time(ext.value().ok()?);
+        }
+    }
+    None
+}
+
+fn parse_pax_time(v: &str) -> Option<(u64, u32)> {
+    let (secs, frac) = v.split_once('.').unwrap_or((v, ""));
+    let digits: String = frac.chars().take(9).collect();
+    let nsec = if digits.is_empty() {
+        0
+    } else {
+        digits.parse::<u32>().ok()? * 10u32.pow(9 - digits.len() as u32)
+    };
+    Some((secs.parse().ok()?, nsec))
 }
 
 /// Whether a relative symlink target, resolved lexically from the link's directory,

@@ -199,3 +199,14 @@ fn symlink_climb_is_lexical_from_the_link_directory() {
     assert!(!climbs_out(Path::new("l"), Path::new("x/../y")));
     assert!(climbs_out(Path::new("l"), Path::new("..")));
 }
+
+#[test]
+fn pax_times_keep_nanoseconds() {
+    assert_eq!(
+        parse_pax_time("1795421495.396535923"),
+        Some((1795421495, 396535923))
+    );
+    assert_eq!(parse_pax_time("12.5"), Some((12, 500_000_000)));
+    assert_eq!(parse_pax_time("12"), Some((12, 0)));
+    assert_eq!(parse_pax_time("x"), None);
+}

@@ -92,7 +92,7 @@ fn apply_root_meta(dest: &Path, m: RootMeta) -> std::io::Result<()> {
     let c = std::ffi::CString::new(dest.as_os_str().as_bytes())?;
     let t = libc::timespec {
         tv_sec: m.mtime as libc::time_t,
-        tv_nsec: 0,
+        tv_nsec: m.mtime_nsec as libc::c_long,
     };
     let times = [t, t];
     // SAFETY: `c` is a valid NUL-terminated path and `times` holds two timespecs.

@@ -41,7 +41,7 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the state directory and its database.
     pub fn open(dir: &Path) -> Result<Store> {
-        for sub in ["", "locks", "images", "pools"] {
+        for sub in ["", "locks", "images", "images/.tmp", "pools"] {
             let p = dir.join(sub);
             std::fs::create_dir_all(&p).map_err(|source| Error::Io {
                 op: "create directory",

@@ -1,0 +1,9 @@
+//! Integration tests: the real `cairn` binary against a temporary `--state-dir`.
+//!
+//! Tests that need root or the shared image print `SKIP <why>` and pass, unless
+//! `CAIRN_REQUIRE` (comma-separated: `root`, `image`) names the requirement; then they fail.
+
+mod bad_input;
+mod support;
+mod usage;
+mod workflow;
