@@ -65,7 +65,14 @@ impl Pool {
         let record = match store.pool(name.as_str())? {
             Some(r) => r,
             None if name.as_str() == DEFAULT_POOL => {
-                create(store, &name, DriverKind::Dir, None, None)?
+                // Another process may create it first: that is success too.
+                match create(store, &name, DriverKind::Dir, None, None) {
+                    Ok(r) => r,
+                    Err(Error::Exists(_)) => store
+                        .pool(name.as_str())?
+                        .ok_or_else(|| Error::NotFound(name.to_string()))?,
+                    Err(e) => return Err(e),
+                }
             }
             None => return Err(Error::NotFound(name.to_string())),
         };

@@ -14,6 +14,7 @@ pub mod format;
 pub mod hashing;
 mod import;
 pub mod metadata;
+mod rules;
 pub mod scan;
 pub mod unpack;
 
