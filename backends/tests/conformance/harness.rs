@@ -105,17 +105,32 @@ fn required() -> Vec<String> {
 /// false, or panics if `CAIRN_REQUIRE` names a missing requirement.
 pub fn require(test: &str, reqs: &[Req]) -> bool {
     let required = required();
-    for r in reqs {
-        if let Some(why) = r.missing() {
-            if required.iter().any(|n| n == r.name()) {
-                panic!(
-                    "{test}: requirement {:?} is missing ({why}) but CAIRN_REQUIRE says it must be present",
-                    r.name()
-                );
-            }
-            eprintln!("SKIP {test}: {why}");
-            return false;
-        }
+    reqs.iter()
+        .all(|r| decide(test, r.name(), r.missing(), &required))
+}
+
+/// One requirement: met, skipped (false), or required and missing (panic).
+fn decide(test: &str, name: &str, missing: Option<String>, required: &[String]) -> bool {
+    let Some(why) = missing else {
+        return true;
+    };
+    if required.iter().any(|n| n == name) {
+        panic!(
+            "{test}: requirement {name:?} is missing ({why}) but CAIRN_REQUIRE says it must be present"
+        );
     }
-    true
+    eprintln!("SKIP {test}: {why}");
+    false
+}
+
+#[test]
+fn gating_skips_unless_required() {
+    let req = vec!["root".to_string(), "btrfs".to_string()];
+    assert!(decide("t", "btrfs", None, &req));
+    assert!(!decide("t", "xfs", Some("no xfs".into()), &req));
+    let r = std::panic::catch_unwind(|| decide("t", "btrfs", Some("no btrfs".into()), &req));
+    assert!(
+        r.is_err(),
+        "a required, missing requirement must fail the test"
+    );
 }

@@ -70,12 +70,23 @@ pub fn native_send_receive(tier: Tier, test: &str) {
         );
         return;
     }
-    // Against a pool without the base it is refused, leaving nothing.
     let inc = send_to_file(&fx, b, &v, &s2, Some(&s1), "inc.stream");
     let (full_len, inc_len) = (len(&full), len(&inc));
     assert!(
         inc_len * 20 < full_len,
         "incremental stream {inc_len} bytes is not much smaller than the full one {full_len}"
+    );
+    // Into a volume or a pool without the base it is refused, leaving nothing.
+    let stray = vol("stray");
+    let r = dst.receive(&stray, &s2, &mut BufReader::new(File::open(&inc).unwrap()));
+    assert!(
+        r.is_err(),
+        "incremental receive into a volume without the base: {r:?}"
+    );
+    assert_eq!(
+        volume_names(dst.as_ref()),
+        ["web"],
+        "failed receive left a volume"
     );
     let bare = fx.new_pool("p3");
     let r = bare.receive(&v, &s2, &mut BufReader::new(File::open(&inc).unwrap()));
