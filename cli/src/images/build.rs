@@ -112,6 +112,22 @@ pub fn metadata_yaml(suite: &str, now: Timestamp) -> String {
     )
 }
 
+/// Removes the downloaded `.deb` files debootstrap leaves in the apt cache (as image
+/// builders do); they would only make the image bigger.
+fn remove_package_cache(rootfs: &Path) -> std::io::Result<()> {
+    let cache = rootfs.join("var/cache/apt/archives");
+    let Ok(dir) = std::fs::read_dir(&cache) else {
+        return Ok(());
+    };
+    for entry in dir {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "deb") {
+            std::fs::remove_file(path)?;
+        }
+    }
+    Ok(())
+}
+
 /// Builds the image into `work` (which must not exist) and returns the tarball's path.
 /// The caller removes `work` afterwards.
 pub fn build(target: &Target, work: &Path, progress: &dyn Progress) -> Result<PathBuf> {
@@ -139,6 +155,7 @@ pub fn build(target: &Target, work: &Path, progress: &dyn Progress) -> Result<Pa
         progress.note(line.trim());
     }
     child.wait().map_err(|e| fail(e.to_string()))?;
+    remove_package_cache(&rootfs).map_err(|e| fail(format!("clean the package cache: {e}")))?;
     std::fs::write(
         work.join("metadata.yaml"),
         metadata_yaml(&target.suite, Timestamp::now()),

@@ -171,7 +171,13 @@ pub fn import(
                 store.add_alias(a.as_str(), &fingerprint)?;
             }
         }
-        ensure_in_pool_locked(store, &existing, pool, progress)?;
+        ensure_in_pool_locked(
+            store,
+            &existing,
+            pool,
+            Some((compression, &scanned)),
+            progress,
+        )?;
         let record = store.image(&fingerprint)?.expect("the image is locked");
         return Ok(ImportOutcome {
             record,
@@ -201,7 +207,13 @@ pub fn import(
     std::mem::forget(tmp);
     let stored_guard = TempFile(Some(stored));
     store.insert_image(&record)?;
-    if let Err(e) = ensure_in_pool_locked(store, &record, pool, progress) {
+    if let Err(e) = ensure_in_pool_locked(
+        store,
+        &record,
+        pool,
+        Some((compression, &scanned)),
+        progress,
+    ) {
         let _ = store.delete_image_record(&fingerprint);
         return Err(e);
     }
@@ -220,13 +232,14 @@ pub fn ensure_in_pool(
     progress: &dyn Progress,
 ) -> Result<VolumeName> {
     let _lock = store.lock(LockKind::Image, &image.fingerprint, LockMode::Exclusive)?;
-    ensure_in_pool_locked(store, image, pool, progress)
+    ensure_in_pool_locked(store, image, pool, None, progress)
 }
 
 fn ensure_in_pool_locked(
     store: &Store,
     image: &ImageRecord,
     pool: &Pool,
+    known: Option<(Compression, &Scan)>,
     progress: &dyn Progress,
 ) -> Result<VolumeName> {
     let fp = &image.fingerprint;
@@ -247,8 +260,16 @@ fn ensure_in_pool_locked(
         }
     };
     let file = store.image_file(fp);
-    let compression = detect_file(&file)?;
-    let scanned = scan_file(&file, &file, compression, progress)?;
+    // The stored file is checked again unless this import just checked it.
+    let rescanned;
+    let (compression, scanned) = match known {
+        Some(k) => k,
+        None => {
+            let compression = detect_file(&file)?;
+            rescanned = scan_file(&file, &file, compression, progress)?;
+            (compression, &rescanned)
+        }
+    };
     let backend = &pool.backend;
     // A base volume without a record is the leftover of an interrupted unpack.
     backend
