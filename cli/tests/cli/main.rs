@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod concurrency;
+mod pools;
 mod support;
 mod usage;
 mod workflow;

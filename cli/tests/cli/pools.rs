@@ -1,0 +1,117 @@
+//! Pools: a btrfs pool on a loop file used end to end, and aliases.
+
+use std::path::Path;
+
+use crate::support::{require, require_root, unified_image, Cairn};
+
+fn has_tool(name: &str) -> bool {
+    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+        .iter()
+        .any(|d| Path::new(d).join(name).exists())
+}
+
+#[test]
+fn btrfs_loop_pool_end_to_end() {
+    if !require_root()
+        || !require(
+            "btrfs",
+            has_tool("mkfs.btrfs"),
+            "mkfs.btrfs is not installed",
+        )
+    {
+        return;
+    }
+    let c = Cairn::new();
+    let loop_file = c.dir.path().join("fast.img");
+    c.ok(&[
+        "pool",
+        "create",
+        "fast",
+        "--driver",
+        "btrfs",
+        "--source",
+        loop_file.to_str().unwrap(),
+        "--size",
+        "1G",
+    ]);
+    let pools = c.json(&["pool", "list"]);
+    assert_eq!(pools[0]["name"], "fast");
+    assert_eq!(pools[0]["driver"], "btrfs");
+    assert_eq!(pools[0]["source"]["type"], "loop-file");
+    let show = c.json(&["pool", "show", "fast"]);
+    assert_eq!(show["capabilities"]["cow_clone"], true);
+
+    let img = unified_image(c.dir.path(), "tiny.tar.gz", &[]);
+    c.ok(&[
+        "image",
+        "import",
+        img.to_str().unwrap(),
+        "--pool",
+        "fast",
+        "--alias",
+        "tiny",
+    ]);
+    c.ok(&["create", "tiny", "b1", "--pool", "fast"]);
+    let root = std::path::PathBuf::from(
+        c.json(&["info", "b1"])["rootfs"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/hostname")).unwrap(),
+        "tiny\n"
+    );
+    c.ok(&["snapshot", "create", "b1", "s1"]);
+    std::fs::write(root.join("etc/hostname"), "changed\n").unwrap();
+    c.ok(&["restore", "b1", "s1"]);
+    let root = std::path::PathBuf::from(
+        c.json(&["info", "b1"])["rootfs"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/hostname")).unwrap(),
+        "tiny\n"
+    );
+
+    // Into the default (dir) pool: a full copy.
+    c.ok(&["copy", "b1/s1", "d1", "--pool", "default"]);
+    assert_eq!(c.json(&["info", "d1"])["pool"], "default");
+
+    let line = c.fails(&["pool", "delete", "fast"]);
+    assert!(
+        line.starts_with("error: pool fast: in use by container(s) b1"),
+        "{line}"
+    );
+    c.ok(&["delete", "b1"]);
+    c.ok(&["delete", "d1"]);
+    c.ok(&["image", "delete", "tiny"]);
+    c.ok(&["pool", "delete", "fast"]);
+    assert!(!loop_file.exists(), "the loop file was left behind");
+}
+
+#[test]
+fn aliases_point_at_images() {
+    if !require_root() {
+        return;
+    }
+    let c = Cairn::new();
+    let img = unified_image(c.dir.path(), "tiny.tar.gz", &[]);
+    let fp = c.json(&["image", "import", img.to_str().unwrap()])["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.ok(&["image", "alias", "add", "os/tiny", &fp[..8]]);
+    c.ok(&["create", "os/tiny", "a1"]);
+    assert_eq!(c.json(&["info", "a1"])["image"], fp.as_str());
+    assert_eq!(c.json(&["image", "show", &fp])["aliases"][0], "os/tiny");
+    let line = c.fails(&["image", "alias", "add", "os/tiny", "nope"]);
+    assert_eq!(line, "error: image nope: does not exist");
+    c.ok(&["image", "alias", "remove", "os/tiny"]);
+    assert_eq!(
+        c.fails(&["create", "os/tiny", "a2"]),
+        "error: image os/tiny: does not exist"
+    );
+}
