@@ -1,0 +1,67 @@
+# The read-only payload every guest mounts at /payload: scenario scripts, host-built
+# test binaries with the libraries they need, and the Debian test image. Sourced, not run.
+
+DEFAULT_TEST_IMAGE=../shared/images/debian-bookworm-minbase-amd64.tar.zst
+
+# Hard-links $1 to $2 when on one filesystem, copies otherwise.
+link_or_copy() {
+  mkdir -p "$(dirname "$2")"
+  ln -f "$1" "$2" 2>/dev/null || cp -f "$1" "$2"
+}
+
+payload_init() {
+  local dir=$1
+  rm -rf "$dir"
+  mkdir -p "$dir"/{bin,lib,image}
+  cp -r "$VM_TESTS_DIR/scenarios" "$dir/scenarios"
+}
+
+# Ships the test image (CAIRN_TEST_IMAGE, or the shared one beside the checkout) if it
+# exists; prints its path in the guest, or nothing.
+payload_image() {
+  local dir=$1
+  local image=${CAIRN_TEST_IMAGE:-$WORKSPACE_DIR/$DEFAULT_TEST_IMAGE}
+  [[ -f $image ]] || { log "no test image at $image: not shipped"; return 0; }
+  link_or_copy "$image" "$dir/image/$(basename "$image")"
+  printf '/payload/image/%s\n' "$(basename "$image")"
+}
+
+# Builds the test binary of package $2, target $3 (lib | test:NAME) with
+# `cargo test --no-run`, ships it and its libraries into payload $1, and prints
+# "<binary name in payload> <package directory>". Build output goes to log $4.
+payload_cargo_test() {
+  local dir=$1 package=$2 target=$3 logfile=$4
+  local select jqsel
+  case $target in
+    lib)
+      select=(--lib)
+      jqsel='.target.kind | index("lib") or index("rlib")'
+      ;;
+    test:*)
+      select=(--test "${target#test:}")
+      jqsel=".target.kind == [\"test\"] and .target.name == \"${target#test:}\""
+      ;;
+    *) log "unknown cargo target '$target' (use lib or test:NAME)"; return 1 ;;
+  esac
+  local artifact
+  artifact=$(cd "$WORKSPACE_DIR" &&
+    cargo test -p "$package" "${select[@]}" --no-run --message-format=json \
+      2>"$logfile" | jq -c "select(.reason == \"compiler-artifact\" and .profile.test
+        and .executable != null and ($jqsel))" | tail -n1) || true
+  [[ -n $artifact ]] || { log "cargo built no test binary for $package $target"; return 1; }
+  local exe manifest name
+  exe=$(jq -r .executable <<<"$artifact")
+  manifest=$(jq -r .manifest_path <<<"$artifact")
+  name="$package-${target#test:}"
+  link_or_copy "$exe" "$dir/bin/$name"
+  payload_libs "$dir" "$exe"
+  printf '%s %s\n' "$name" "$(dirname "$manifest")"
+}
+
+# The shared libraries binary $2 needs (not the loader, which the image has).
+payload_libs() {
+  local dir=$1 exe=$2 lib
+  for lib in $(ldd "$exe" | awk '/=> \// { print $3 }'); do
+    [[ -e $dir/lib/$(basename "$lib") ]] || cp -L "$lib" "$dir/lib/"
+  done
+}

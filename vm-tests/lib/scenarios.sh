@@ -1,0 +1,112 @@
+# Scenario list parsing, per-scenario share preparation, running and reporting.
+# Sourced, not run. Uses RUN_DIR, PAYLOAD_DIR, GUEST_IMAGE and boot.sh.
+
+SCENARIO_LIST=${CAIRN_VM_SCENARIOS:-$VM_TESTS_DIR/scenarios.list}
+FIXTURES_DIR="$VM_TESTS_DIR/fixtures"
+
+# Prints the scenario lines (comments and blanks dropped); with filters, only lines
+# whose "<driver> <test>" contains one of them.
+scenario_lines() {
+  local line key filter
+  while read -r line; do
+    [[ -z $line || $line == \#* ]] && continue
+    if (($# == 0)); then
+      printf '%s\n' "$line"
+      continue
+    fi
+    key=$(awk '{ print $1 " " $2 }' <<<"$line")
+    for filter in "$@"; do
+      [[ $key == *"$filter"* ]] && { printf '%s\n' "$line"; break; }
+    done
+  done <"$SCENARIO_LIST"
+}
+
+# Writes $1/share/{scenario.sh,env} for scenario kind $2 with its arguments. A cargo
+# scenario's test binary is built here; a build failure is the scenario's failure.
+prepare_share() {
+  local vmdir=$1 kind=$2
+  shift 2
+  rm -rf "$vmdir"
+  mkdir -p "$vmdir/share"
+  {
+    printf 'export CAIRN_SRC=%q\n' "$WORKSPACE_DIR"
+    [[ -n $GUEST_IMAGE ]] && printf 'export CAIRN_TEST_IMAGE=%q\n' "$GUEST_IMAGE"
+    printf 'export CAIRN_VM=1\n'
+  } >"$vmdir/share/env"
+  case $kind in
+    script)
+      [[ -f $VM_TESTS_DIR/scenarios/$1 ]] || { echo "no scenario script $1" >"$vmdir/report"; return 1; }
+      printf 'exec sh /payload/scenarios/%q\n' "$1" >"$vmdir/share/scenario.sh"
+      ;;
+    cargo) prepare_cargo_share "$vmdir" "$@" ;;
+    *) echo "unknown scenario kind '$kind'" >"$vmdir/report"; return 1 ;;
+  esac
+}
+
+prepare_cargo_share() {
+  local vmdir=$1 package=$2 target=$3
+  shift 3
+  local built name pkgdir
+  if ! built=$(payload_cargo_test "$PAYLOAD_DIR" "$package" "$target" "$vmdir/cargo.log"); then
+    { echo "cargo test --no-run failed for $package $target:"; tail -n 40 "$vmdir/cargo.log"; } >"$vmdir/report"
+    return 1
+  fi
+  read -r name pkgdir <<<"$built"
+  {
+    echo 'export LD_LIBRARY_PATH=/payload/lib CAIRN_REQUIRE=vm'
+    printf 'export CARGO_MANIFEST_DIR=%q\n' "$pkgdir"
+    printf 'cd %q\n' "$pkgdir"
+    printf 'exec /payload/bin/%q' "$name"
+    (($# > 0)) && printf ' %q' "$@"
+    echo
+  } >"$vmdir/share/scenario.sh"
+}
+
+# Boots scenario dir $1 with timeout $2 and writes $1/result (passed|failed) and, on
+# failure, $1/report with the guest's output or console log.
+run_vm() {
+  local vmdir=$1 timeout_s=$2 rc=0
+  boot_vm "$vmdir" "$timeout_s" || rc=$?
+  local code
+  code=$(cat "$vmdir/share/exit-code" 2>/dev/null || true)
+  if [[ $code == 0 ]]; then
+    echo passed >"$vmdir/result"
+    return 0
+  fi
+  echo failed >"$vmdir/result"
+  {
+    if [[ -n $code ]]; then
+      echo "scenario exited with $code; its output (last 60 lines):"
+      tail -n 60 "$vmdir/share/output.log"
+    else
+      ((rc == 124)) && echo "timed out after ${timeout_s}s"
+      echo "no exit code written (qemu status $rc); guest console log:"
+      tail -n 200 "$vmdir/console.log"
+    fi
+  } >"$vmdir/report"
+}
+
+# Copies fixtures a scenario captured into vm-tests/fixtures/ when absent there (or
+# always with CAIRN_VM_UPDATE_FIXTURES=1), so committed fixtures do not churn.
+save_fixtures() {
+  local vmdir=$1 f
+  [[ -d $vmdir/share/fixtures ]] || return 0
+  mkdir -p "$FIXTURES_DIR"
+  for f in "$vmdir"/share/fixtures/*; do
+    if [[ ! -e $FIXTURES_DIR/${f##*/} || ${CAIRN_VM_UPDATE_FIXTURES:-} == 1 ]]; then
+      cp "$f" "$FIXTURES_DIR/"
+      log "fixture saved: vm-tests/fixtures/${f##*/}"
+    fi
+  done
+}
+
+# Prints "<driver> <test> passed|failed" for scenario dir $1, the failure report
+# indented on stderr, and returns 1 if it failed.
+report_result() {
+  local vmdir=$1 name=$2 result
+  result=$(cat "$vmdir/result" 2>/dev/null || echo failed)
+  echo "$name $result"
+  [[ $result == passed ]] && { save_fixtures "$vmdir"; return 0; }
+  sed 's/^/    | /' "$vmdir/report" >&2 2>/dev/null || true
+  return 1
+}
