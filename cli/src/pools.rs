@@ -182,6 +182,9 @@ pub fn create(
     if store.pool(name.as_str())?.is_some() {
         return Err(Error::Exists(name.to_string()));
     }
+    // Stored in the spec: must not depend on the working directory.
+    let source = source.map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
+    let source = source.as_deref();
     let default_loop = store.dir().join("disks").join(format!("{name}.img"));
     let source = choose_source(
         driver,

@@ -41,6 +41,12 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the state directory and its database.
     pub fn open(dir: &Path) -> Result<Store> {
+        // Paths inside pool specs are stored as given: make them absolute first.
+        let dir = &std::path::absolute(dir).map_err(|source| Error::Io {
+            op: "resolve",
+            path: dir.to_path_buf(),
+            source,
+        })?;
         for sub in ["", "locks", "images", "images/.tmp", "pools"] {
             let p = dir.join(sub);
             std::fs::create_dir_all(&p).map_err(|source| Error::Io {
