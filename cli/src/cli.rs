@@ -58,6 +58,12 @@ pub enum Command {
     },
     /// Replace a container's files with a snapshot's.
     Restore { name: String, snapshot: String },
+    /// Find where the database and the storage disagree; --repair fixes it.
+    Check {
+        /// Repair what can be repaired without losing data.
+        #[arg(long)]
+        repair: bool,
+    },
     /// Manage snapshots.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),

@@ -8,6 +8,7 @@
 //! Errors print as one line, `error: <object>: <problem>`, with exit status 1 (2 for
 //! command-line usage errors).
 
+mod check;
 mod cli;
 mod commands;
 mod containers;

@@ -104,6 +104,20 @@ impl Pool {
     }
 }
 
+/// Mounts a pool again while no other `cairn` uses it (an exclusive lock), which also
+/// makes the driver remove leftovers of interrupted operations.
+pub fn remount(store: &Store, name: &str) -> Result<()> {
+    let _lock = store.lock(LockKind::Pool, name, LockMode::Exclusive)?;
+    let record = store
+        .pool(name)?
+        .ok_or_else(|| Error::NotFound(name.to_string()))?;
+    let backend =
+        cairn_backends::open(record.driver, record.spec.clone()).map_err(storage(&name))?;
+    backend.mount_pool().map_err(storage(&name))?;
+    store.set_pool_mounted(name, &state::boot_id())?;
+    Ok(())
+}
+
 /// What is at a `--source` path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathKind {

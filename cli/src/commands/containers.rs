@@ -147,3 +147,37 @@ pub fn copy(ctx: &Ctx, source: &str, destination: &str, pool: Option<&str>) -> R
     );
     Ok(())
 }
+
+pub fn check(ctx: &Ctx, repair: bool) -> Result<()> {
+    let findings = crate::check::check(&ctx.store, repair)?;
+    match ctx.format {
+        Format::Json => output::json(&findings),
+        Format::Table if findings.is_empty() => println!("no problems found"),
+        Format::Table => {
+            let rows: Vec<Vec<String>> = findings
+                .iter()
+                .map(|f| {
+                    let action = match (f.repaired, f.repair.is_empty()) {
+                        (true, _) => format!("repaired: {}", f.repair),
+                        (false, true) => "cannot repair".to_string(),
+                        (false, false) => format!("--repair would {}", f.repair),
+                    };
+                    vec![f.object.clone(), f.problem.clone(), action]
+                })
+                .collect();
+            print!("{}", output::table(&["OBJECT", "PROBLEM", "ACTION"], &rows));
+        }
+    }
+    let left = findings.iter().filter(|f| !f.repaired).count();
+    if left > 0 {
+        anyhow::bail!(
+            "check: {left} problem(s) left{}",
+            if repair {
+                ""
+            } else {
+                "; run cairn check --repair"
+            }
+        );
+    }
+    Ok(())
+}

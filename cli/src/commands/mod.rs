@@ -45,6 +45,7 @@ pub fn run(cli: Cli) -> Result<()> {
             pool,
         } => containers::copy(&ctx, &source, &destination, pool.as_deref()),
         Command::Restore { name, snapshot } => snapshots::restore(&ctx, &name, &snapshot),
+        Command::Check { repair } => containers::check(&ctx, repair),
         Command::Snapshot(c) => snapshots::run(&mut ctx, c),
         Command::Image(c) => images::run(&mut ctx, c),
         Command::Pool(c) => pools::run(&ctx, c),

@@ -4,6 +4,7 @@
 //! `CAIRN_REQUIRE` (comma-separated: `root`, `image`) names the requirement; then they fail.
 
 mod bad_input;
+mod check;
 mod concurrency;
 mod pools;
 mod support;
