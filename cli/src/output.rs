@@ -5,8 +5,11 @@
 //! - `snapshot list`: array of `{name, created_at, labels}`; `snapshot show`: one of them;
 //! - `info`: `{name, pool, image, created_at, rootfs, usage, snapshots}`;
 //! - `image list`: array of `{fingerprint, aliases, description, architecture,
-//!   created_at, imported_at, size, pools}`; `pool list`: array of `{name, driver,
-//!   source, created_at}`.
+//!   created_at, imported_at, size, format, compression, properties, pools}`;
+//!   `image show`/`image import`: one of them;
+//! - `pool list`: array of `{name, driver, source, created_at}`; `pool show` adds
+//!   `state_dir, capabilities, usage, containers, images`;
+//! - `check`: array of `{object, problem, repair, repaired}`.
 //!
 //! Times are RFC 3339 in UTC; `image` is a full fingerprint or null.
 

@@ -6,6 +6,7 @@
 mod bad_input;
 mod check;
 mod concurrency;
+mod images;
 mod pools;
 mod support;
 mod usage;
