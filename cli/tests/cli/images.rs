@@ -8,7 +8,7 @@ use tar::{Builder, EntryType, Header};
 
 use crate::support::{require_root, Cairn};
 
-fn member(b: &mut Builder<Vec<u8>>, kind: EntryType, path: &str, uid: u64, data: &[u8]) -> Header {
+fn member(kind: EntryType, path: &str, uid: u64, data: &[u8]) -> Header {
     let mut h = Header::new_gnu();
     h.set_entry_type(kind);
     h.set_path(path).unwrap();
@@ -32,16 +32,16 @@ fn plain_xz_rootfs_keeps_owners_devices_and_hardlinks() {
         (EntryType::Directory, "./etc/", 0, b""),
         (EntryType::Regular, "./etc/hostname", 1234, b"plain\n"),
     ] {
-        let mut h = member(&mut b, kind, path, uid, data);
+        let mut h = member(kind, path, uid, data);
         h.set_cksum();
         b.append(&h, data).unwrap();
     }
-    let mut dev = member(&mut b, EntryType::Char, "./null", 0, b"");
+    let mut dev = member(EntryType::Char, "./null", 0, b"");
     dev.set_device_major(1).unwrap();
     dev.set_device_minor(3).unwrap();
     dev.set_cksum();
     b.append(&dev, &b""[..]).unwrap();
-    let mut link = member(&mut b, EntryType::Link, "./etc/hostname.hard", 1234, b"");
+    let mut link = member(EntryType::Link, "./etc/hostname.hard", 1234, b"");
     link.set_link_name("./etc/hostname").unwrap();
     link.set_cksum();
     b.append(&link, &b""[..]).unwrap();
