@@ -1,8 +1,9 @@
 //! Containers: a record (pool, image, volume) plus a volume `ct-<name>` in its pool,
-//! cloned copy-on-write from the image's base snapshot. The storage is changed first and
-//! the record written last (and removed first on delete... after the volume), so a
-//! `cairn` killed mid-way leaves at worst a volume without a record, never a record
-//! whose volume does not work.
+//! cloned copy-on-write from the image's base snapshot. On create and copy the storage
+//! changes first and the record is written last; on delete the volume goes first and the
+//! record last. So a `cairn` killed mid-way leaves at worst a volume without a record
+//! (which `cairn check --repair` adopts) or a record whose delete is finished by running
+//! it again, never a listed container whose files are half made.
 
 use std::path::PathBuf;
 
