@@ -1,5 +1,6 @@
 # Shared helpers for vm-tests: paths, logging, requirement gating. Sourced, not run.
 
+# shellcheck disable=SC2034 # the variables are used by the files that source this one
 VM_TESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORKSPACE_DIR=$(cd "$VM_TESTS_DIR/.." && pwd)
 CACHE_DIR=${CAIRN_VM_CACHE:-/var/cache/cairn-vm}

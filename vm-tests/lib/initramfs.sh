@@ -43,7 +43,8 @@ copy_with_libs() {
 # Makes a symlink $2 -> $3 in the image unless something is already there.
 image_link() {
   local root=$1 name=$2 target=$3
-  local path="$root/$(image_path "$name")"
+  local path
+  path="$root/$(image_path "$name")"
   [[ -e $path || -L $path ]] && return 0
   mkdir -p "$(dirname "$path")"
   ln -s "$target" "$path"
@@ -118,10 +119,10 @@ add_tools() {
   local tool link
   for tool in "${HOST_TOOLS[@]}"; do copy_with_libs "$root" "$tool"; done
   # lvm's commands and pdata_tools's thin_*/cache_*/era_* are symlinks to one binary.
-  for link in $(find /usr/sbin -maxdepth 1 \( -lname lvm -o -lname '*/lvm' \
-    -o -lname pdata_tools -o -lname '*/pdata_tools' \)); do
+  while read -r link; do
     image_link "$root" "$link" "$(basename "$(readlink "$link")")"
-  done
+  done < <(find /usr/sbin -maxdepth 1 \( -lname lvm -o -lname '*/lvm' \
+    -o -lname pdata_tools -o -lname '*/pdata_tools' \))
   image_link "$root" /usr/sbin/mkfs.ext4 mke2fs
   image_link "$root" /usr/sbin/mkfs.ext2 mke2fs
   cp /etc/mke2fs.conf "$root/etc/"

@@ -65,8 +65,10 @@ prepare_cargo_share() {
 # Boots scenario dir $1 with timeout $2 and writes $1/result (passed|failed) and, on
 # failure, $1/report with the guest's output or console log.
 run_vm() {
-  local vmdir=$1 timeout_s=$2 rc=0
+  local vmdir=$1 timeout_s=$2 rc=0 t0
+  t0=$(now)
   boot_vm "$vmdir" "$timeout_s" || rc=$?
+  elapsed_since "$t0" >"$vmdir/seconds"
   local code
   code=$(cat "$vmdir/share/exit-code" 2>/dev/null || true)
   if [[ $code == 0 ]]; then
@@ -78,6 +80,8 @@ run_vm() {
     if [[ -n $code ]]; then
       echo "scenario exited with $code; its output (last 60 lines):"
       tail -n 60 "$vmdir/share/output.log"
+      echo "kernel messages (last 20 lines of dmesg):"
+      tail -n 20 "$vmdir/share/dmesg.log" 2>/dev/null || true
     else
       ((rc == 124)) && echo "timed out after ${timeout_s}s"
       echo "no exit code written (qemu status $rc); guest console log:"
@@ -106,6 +110,7 @@ report_result() {
   local vmdir=$1 name=$2 result
   result=$(cat "$vmdir/result" 2>/dev/null || echo failed)
   echo "$name $result"
+  [[ -f $vmdir/seconds ]] && log "$name: $(cat "$vmdir/seconds") s in the VM"
   [[ $result == passed ]] && { save_fixtures "$vmdir"; return 0; }
   sed 's/^/    | /' "$vmdir/report" >&2 2>/dev/null || true
   return 1

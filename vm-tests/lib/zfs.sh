@@ -51,7 +51,7 @@ zfs_configure_and_make() {
   [[ -d $common && -d $obj ]] || { log "kernel headers missing: $obj"; return 1; }
   local logs="$CACHE_DIR/logs"
   (
-    cd "$build/src"
+    cd "$build/src" || return 1
     run_logged "$logs/zfs-configure.log" ./configure --with-config=kernel \
       --with-linux="$common" --with-linux-obj="$obj" &&
       run_logged "$logs/zfs-make.log" make -C module -j"$(nproc)"

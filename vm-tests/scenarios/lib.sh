@@ -1,4 +1,5 @@
 # Helpers for guest scenario scripts (busybox sh). Sourced by each scenario.
+# shellcheck disable=SC3040 # busybox ash has pipefail
 set -eu
 set -o pipefail
 

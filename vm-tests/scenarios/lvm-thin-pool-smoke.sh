@@ -2,6 +2,7 @@
 # LVM thin on /dev/vda: a thin pool, a thin LV with ext4, data, a thin snapshot activated
 # with -K and mounted ro,noload, its content compared; thin_delta between two thin
 # devices on a reserved metadata snapshot; lvs/vgs JSON captured as parser fixtures.
+# shellcheck source=lib.sh
 . /payload/scenarios/lib.sh
 
 step "pool and volume"

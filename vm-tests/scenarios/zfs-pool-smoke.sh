@@ -2,6 +2,7 @@
 # ZFS on the whole disk /dev/vdb: pool, dataset, data, snapshots, a clone, full and
 # incremental send into `receive -s`, an interrupted receive resumed from its token;
 # zfs/zpool list output captured as parser fixtures.
+# shellcheck source=lib.sh
 . /payload/scenarios/lib.sh
 
 step "pool and dataset"
