@@ -43,7 +43,10 @@ fn main() {
         .prefix("cairn-bench-")
         .tempdir_in("/var/tmp")
         .expect("temp dir");
-    println!("cairn storage bench: {rounds} rounds per case, medians; image {}", image.display());
+    println!(
+        "cairn storage bench: {rounds} rounds per case, medians; image {}",
+        image.display()
+    );
     let mut rows = Vec::new();
     bench_btrfs(work.path(), &image, rounds, &mut rows);
     bench_dir_xfs(work.path(), &image, rounds, &mut rows);
@@ -77,7 +80,13 @@ fn extract(image: &Path, dest: &Path) {
     sh(Command::new("tar")
         .args(["--zstd", "-xpf"])
         .arg(image)
-        .args(["--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls", "-C"])
+        .args([
+            "--numeric-owner",
+            "--xattrs",
+            "--xattrs-include=*",
+            "--acls",
+            "-C",
+        ])
         .arg(dest)
         .args(["--strip-components=1", "rootfs"]));
 }
@@ -177,7 +186,11 @@ fn bench_btrfs(work: &Path, image: &Path, rounds: usize, rows: &mut Vec<Row>) {
                     .arg(&path)
                     .arg(raw_target(i)))
             },
-            |i| sh(Command::new("btrfs").args(["-q", "subvolume", "delete"]).arg(raw_target(i))),
+            |i| {
+                sh(Command::new("btrfs")
+                    .args(["-q", "subvolume", "delete"])
+                    .arg(raw_target(i)))
+            },
         );
         rows.push(Row {
             case: format!("btrfs snapshot, {label} rootfs"),
@@ -203,7 +216,11 @@ fn bench_btrfs(work: &Path, image: &Path, rounds: usize, rows: &mut Vec<Row>) {
                     .arg(&path)
                     .arg(raw_target(i)))
             },
-            |i| sh(Command::new("btrfs").args(["-q", "subvolume", "delete"]).arg(raw_target(i))),
+            |i| {
+                sh(Command::new("btrfs")
+                    .args(["-q", "subvolume", "delete"])
+                    .arg(raw_target(i)))
+            },
         );
         rows.push(Row {
             case: format!("btrfs clone, {label} rootfs"),
@@ -264,12 +281,19 @@ fn bench_dir_xfs(work: &Path, image: &Path, rounds: usize, rows: &mut Vec<Row>) 
     let mnt = work.join("xfs");
     std::fs::create_dir_all(&mnt).unwrap();
     sh(Command::new("truncate").arg("-s").arg("4G").arg(&img));
-    sh(Command::new("mkfs.xfs").args(["-q", "-m", "reflink=1"]).arg(&img));
-    sh(Command::new("mount").args(["-o", "loop"]).arg(&img).arg(&mnt));
+    sh(Command::new("mkfs.xfs")
+        .args(["-q", "-m", "reflink=1"])
+        .arg(&img));
+    sh(Command::new("mount")
+        .args(["-o", "loop"])
+        .arg(&img)
+        .arg(&mnt));
     let b = pool(
         DriverKind::Dir,
         "bench-xfs",
-        PoolSource::Directory { path: mnt.join("pool") },
+        PoolSource::Directory {
+            path: mnt.join("pool"),
+        },
         work.join("xfs-state"),
     );
     bench_dir_clone(
@@ -279,7 +303,11 @@ fn bench_dir_xfs(work: &Path, image: &Path, rounds: usize, rows: &mut Vec<Row>) 
         "xfs (reflink)",
         &[
             ("cp -a (reflink=auto)", &["-a"], "<= 0.3x"),
-            ("cp -a --reflink=never", &["-a", "--reflink=never"], "<= 0.3x"),
+            (
+                "cp -a --reflink=never",
+                &["-a", "--reflink=never"],
+                "<= 0.3x",
+            ),
         ],
         rows,
     );
@@ -288,7 +316,12 @@ fn bench_dir_xfs(work: &Path, image: &Path, rounds: usize, rows: &mut Vec<Row>) 
 }
 
 fn bench_dir_ext4(work: &Path, image: &Path, rounds: usize, rows: &mut Vec<Row>) {
-    let b = pool(DriverKind::Dir, "bench-ext4", PoolSource::StateDir, work.join("ext4-state"));
+    let b = pool(
+        DriverKind::Dir,
+        "bench-ext4",
+        PoolSource::StateDir,
+        work.join("ext4-state"),
+    );
     let fs = format!("{:?}", cairn_backends::mounts::fs_type_of(work).unwrap()).to_lowercase();
     bench_dir_clone(
         b.as_ref(),
