@@ -89,11 +89,17 @@ pub const BLKID: Tool = Tool {
 const EXTRA_PATH: &[&str] = &["/usr/local/sbin", "/usr/sbin", "/sbin"];
 
 impl Tool {
-    /// The absolute path of the program, or `ToolMissing`.
+    /// The absolute path of the program, or `ToolMissing`. Searched in `CAIRN_TOOL_PATH`
+    /// alone when it is set (a `:` list: to run specific builds of the tools), else in
+    /// `PATH` and then the sbin directories.
     pub fn resolve(&self) -> Result<PathBuf> {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        std::env::split_paths(&path)
-            .chain(EXTRA_PATH.iter().map(PathBuf::from))
+        let dirs: Vec<PathBuf> = match std::env::var_os("CAIRN_TOOL_PATH") {
+            Some(p) => std::env::split_paths(&p).collect(),
+            None => std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+                .chain(EXTRA_PATH.iter().map(PathBuf::from))
+                .collect(),
+        };
+        dirs.into_iter()
             .map(|dir| dir.join(self.name))
             .find(|p| is_executable(p))
             .ok_or(Error::ToolMissing {

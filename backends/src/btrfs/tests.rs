@@ -324,3 +324,60 @@ fn loop_btrfs_truncated_receive_leaves_no_snapshot() {
     bb.receive(&v, &snap("s1"), &mut full.as_slice()).unwrap();
     assert_eq!(bb.list_snapshots(&v).unwrap().len(), 1);
 }
+
+/// Child half of `loop_btrfs_missing_btrfs_tool_is_named_and_nothing_is_made`: runs
+/// create_pool where `CAIRN_TOOL_PATH` hides every tool. Does nothing unless the parent
+/// set `CAIRN_BTRFS_TEST_CHILD` to the pool's directory.
+#[test]
+fn missing_tool_child() {
+    let Some(dir) = std::env::var_os("CAIRN_BTRFS_TEST_CHILD") else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let backend = BtrfsBackend::new(PoolSpec {
+        name: "notool-cairntest".parse().unwrap(),
+        source: PoolSource::LoopFile {
+            path: dir.join("pool.img"),
+            size: "1G".parse().unwrap(),
+        },
+        state_dir: dir.join("state"),
+    });
+    let err = backend.create_pool().unwrap_err();
+    println!("CHILD-ERROR: {err}");
+}
+
+#[test]
+fn loop_btrfs_missing_btrfs_tool_is_named_and_nothing_is_made() {
+    if !loop_available("loop_btrfs_missing_btrfs_tool_is_named_and_nothing_is_made") {
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("cairn-btrfs-notool-")
+        .suffix("-cairntest")
+        .tempdir()
+        .unwrap();
+    let empty = dir.path().join("no-tools");
+    std::fs::create_dir(&empty).unwrap();
+    let out = std::process::Command::new("/proc/self/exe")
+        .args([
+            "--exact",
+            "btrfs::tests::missing_tool_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("CAIRN_BTRFS_TEST_CHILD", dir.path())
+        .env("CAIRN_TOOL_PATH", &empty)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("CHILD-ERROR: btrfs is not installed: apt-get install btrfs-progs"),
+        "child output: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !dir.path().join("pool.img").exists(),
+        "a loop file was made"
+    );
+    assert!(!dir.path().join("state").exists(), "a state dir was made");
+}
