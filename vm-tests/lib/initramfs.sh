@@ -12,7 +12,9 @@ HOST_TOOLS=(
   /usr/sbin/lvm /usr/sbin/dmsetup /usr/sbin/pdata_tools
   /usr/sbin/mke2fs /usr/sbin/e2fsck /usr/sbin/mkfs.xfs /usr/sbin/xfs_repair
   /usr/bin/mount /usr/bin/umount /usr/sbin/blkid /usr/sbin/losetup /usr/sbin/wipefs
-  /usr/bin/jq
+  /usr/bin/jq /usr/bin/findmnt
+  # what the backends' tests call: ACLs, xattrs, GNU tar with zstd
+  /usr/bin/setfacl /usr/bin/getfacl /usr/bin/setfattr /usr/bin/getfattr /usr/bin/tar /usr/bin/zstd
 )
 
 # Maps a host path to its place in the image's merged-/usr layout.

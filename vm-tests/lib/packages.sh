@@ -6,7 +6,7 @@ DEBIAN_SOURCES=/etc/apt/sources.list.d/debian.sources
 # Packages installed on the host (the kernel headers are added once the ABI is known).
 HOST_PACKAGES=(
   qemu-system-x86 busybox-static lvm2 thin-provisioning-tools cpio kmod xz-utils
-  e2fsprogs xfsprogs jq
+  e2fsprogs xfsprogs jq acl attr zstd
   # zfs-dkms configure + make against the kernel headers
   build-essential autoconf automake libtool gawk
   libelf-dev libssl-dev uuid-dev libblkid-dev libudev-dev zlib1g-dev libaio-dev

@@ -52,11 +52,15 @@ prepare_cargo_share() {
     return 1
   fi
   read -r name pkgdir <<<"$built"
+  # The binary and its libraries run from the guest's disk-backed /tmp, not over 9p:
+  # a process killed while it pages its binary in over 9p can hang in the 9p client.
   {
-    echo 'export LD_LIBRARY_PATH=/payload/lib CAIRN_REQUIRE=vm'
+    echo 'set -e'
+    echo 'mkdir -p /tmp/cairn-run && cp -r /payload/bin /payload/lib /tmp/cairn-run/'
+    echo 'export LD_LIBRARY_PATH=/tmp/cairn-run/lib CAIRN_REQUIRE=vm'
     printf 'export CARGO_MANIFEST_DIR=%q\n' "$pkgdir"
     printf 'cd %q\n' "$pkgdir"
-    printf 'exec /payload/bin/%q' "$name"
+    printf 'exec /tmp/cairn-run/bin/%q' "$name"
     (($# > 0)) && printf ' %q' "$@"
     echo
   } >"$vmdir/share/scenario.sh"
