@@ -74,6 +74,10 @@ pub enum PoolSource {
     /// A sparse file of `size` the driver creates, attaches to a loop device and formats;
     /// re-attached by `mount_pool` after a reboot.
     LoopFile { path: PathBuf, size: Bytes },
+    /// Storage the driver did not make and never deletes: an LVM thin pool (`vg/thinpool`)
+    /// or a ZFS dataset that becomes the pool's root (`tank/cairn`). Drivers without such
+    /// a notion refuse it.
+    Existing { name: String },
 }
 
 /// Everything a driver needs to open a pool. The caller persists it; the driver keeps

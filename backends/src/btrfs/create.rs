@@ -18,7 +18,9 @@ impl BtrfsBackend {
         BTRFS.resolve()?; // a missing tool surfaces before anything is made
         let mut rv = Revert::new();
         let action = match &self.spec.source {
-            PoolSource::StateDir => return Err(state_dir_refused(self)),
+            PoolSource::StateDir | PoolSource::Existing { .. } => {
+                return Err(state_dir_refused(self))
+            }
             PoolSource::Directory { path } => self.create_on_directory(path, &mut rv),
             PoolSource::Device { path, force } => self.create_on_device(path, *force, &mut rv),
             PoolSource::LoopFile { path, size } => self.create_on_loop_file(path, *size, &mut rv),

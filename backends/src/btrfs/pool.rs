@@ -108,7 +108,9 @@ impl BtrfsBackend {
         // Nothing to undo on failure: mounting twice is harmless and mount_pool is retried.
         let mut rv = Revert::new();
         match &self.spec.source {
-            PoolSource::StateDir => return Err(state_dir_refused(self)),
+            PoolSource::StateDir | PoolSource::Existing { .. } => {
+                return Err(state_dir_refused(self))
+            }
             PoolSource::Directory { path } => self.check_btrfs("mount pool", path)?,
             PoolSource::Device { path, .. } => {
                 self.mount_fs(path, &mut rv)?;
@@ -153,7 +155,7 @@ impl BtrfsBackend {
 
     pub(super) fn do_unmount_pool(&self) -> Result<()> {
         match &self.spec.source {
-            PoolSource::StateDir => Err(state_dir_refused(self)),
+            PoolSource::StateDir | PoolSource::Existing { .. } => Err(state_dir_refused(self)),
             PoolSource::Directory { .. } => Ok(()),
             PoolSource::Device { .. } => unmount_retrying(&self.mount_point()),
             PoolSource::LoopFile { path, .. } => {
@@ -166,7 +168,9 @@ impl BtrfsBackend {
 
     pub(super) fn do_delete_pool(&self) -> Result<DeleteAction> {
         let present = match &self.spec.source {
-            PoolSource::StateDir => return Err(state_dir_refused(self)),
+            PoolSource::StateDir | PoolSource::Existing { .. } => {
+                return Err(state_dir_refused(self))
+            }
             PoolSource::Directory { .. } => self.layout.marker().exists(),
             PoolSource::Device { path, .. } => {
                 if self.layout.marker().exists() {

@@ -48,7 +48,9 @@ impl DirBackend {
         let root = match &spec.source {
             PoolSource::Directory { path } => path.clone(),
             PoolSource::LoopFile { .. } => spec.state_dir.join("mnt"),
-            PoolSource::StateDir | PoolSource::Device { .. } => spec.state_dir.join("data"),
+            PoolSource::StateDir | PoolSource::Device { .. } | PoolSource::Existing { .. } => {
+                spec.state_dir.join("data")
+            }
         };
         DirBackend {
             layout: Layout::new(root),

@@ -40,6 +40,10 @@ impl DirBackend {
                 driver: DRIVER,
                 op: "formatting a block device (use a directory or a loop file)",
             }),
+            PoolSource::Existing { .. } => Err(Error::NotSupported {
+                driver: DRIVER,
+                op: "an existing volume group or zpool as a pool (use a directory)",
+            }),
             _ => Ok(()),
         }
     }

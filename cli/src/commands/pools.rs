@@ -34,6 +34,7 @@ fn source_text(s: &PoolSource) -> String {
         PoolSource::Directory { path } => path.display().to_string(),
         PoolSource::Device { path, .. } => format!("device {}", path.display()),
         PoolSource::LoopFile { path, size } => format!("loop file {} ({size})", path.display()),
+        PoolSource::Existing { name } => format!("existing {name}"),
     }
 }
 
