@@ -43,6 +43,7 @@ pub mod manifest;
 pub mod mounts;
 pub mod names;
 pub mod revert;
+pub mod testing;
 pub mod types;
 
 pub use backend::{open, Backend, DriverKind, PoolSource, PoolSpec};

@@ -30,15 +30,7 @@ fn missing_requirement() -> Option<&'static str> {
 }
 
 fn loop_available(test: &str) -> bool {
-    let Some(reason) = missing_requirement() else {
-        return true;
-    };
-    let required = std::env::var("CAIRN_REQUIRE").is_ok_and(|v| v.contains("loop"));
-    if required {
-        panic!("{test}: CAIRN_REQUIRE has loop but {reason}");
-    }
-    eprintln!("skipping {test}: {reason}");
-    false
+    crate::testing::require(test, "loop", missing_requirement().map(String::from))
 }
 
 /// A btrfs pool on a loop file in a temp dir; unmounted and detached on drop.

@@ -11,18 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::*;
+use crate::testing::skip;
 
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
-}
-
-/// Prints why a test (part) skips; panics instead when `CAIRN_REQUIRE` asks for `what`.
-fn skip(what: &str, reason: &str) {
-    let required = std::env::var("CAIRN_REQUIRE").unwrap_or_default();
-    if required.split([',', ' ']).any(|r| r == what) {
-        panic!("required ({what}) but unavailable: {reason}");
-    }
-    eprintln!("SKIP ({what}): {reason}");
 }
 
 fn sh(cmd: &str) -> bool {

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::testing::skip;
 use crate::types::Bytes;
 
 fn spec(state: &Path, source: PoolSource) -> PoolSpec {
@@ -17,14 +18,6 @@ fn spec(state: &Path, source: PoolSource) -> PoolSpec {
 
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
-}
-
-fn skip(what: &str, reason: &str) {
-    let required = std::env::var("CAIRN_REQUIRE").unwrap_or_default();
-    if required.split([',', ' ']).any(|r| r == what) {
-        panic!("required ({what}) but unavailable: {reason}");
-    }
-    eprintln!("SKIP ({what}): {reason}");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! passes, unless `CAIRN_REQUIRE` (a comma list: `root,loop,btrfs,xfs,image`) names that
 //! requirement; then it fails, so CI cannot silently skip a tier.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Something a test needs from the machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,14 +56,7 @@ impl Req {
     }
 }
 
-/// The Debian test image: `CAIRN_TEST_IMAGE`, or the shared one beside the workspace.
-pub fn image_path() -> PathBuf {
-    match std::env::var_os("CAIRN_TEST_IMAGE") {
-        Some(p) => PathBuf::from(p),
-        None => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/images/debian-bookworm-minbase-amd64.tar.zst"),
-    }
-}
+pub use cairn_backends::testing::image_path;
 
 fn tool_missing(tool: &str, package: &str) -> Option<String> {
     let dirs = std::env::var("PATH").unwrap_or_default();
@@ -91,46 +84,9 @@ fn kernel_fs_missing(fs: &str) -> Option<String> {
     (!has()).then(|| format!("the kernel has no {fs} filesystem"))
 }
 
-/// The requirements `CAIRN_REQUIRE` declares present.
-fn required() -> Vec<String> {
-    std::env::var("CAIRN_REQUIRE")
-        .unwrap_or_default()
-        .split(',')
-        .map(|s| s.trim().to_ascii_lowercase())
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
 /// True if every requirement is met. Otherwise prints `SKIP <test>: <why>` and returns
 /// false, or panics if `CAIRN_REQUIRE` names a missing requirement.
 pub fn require(test: &str, reqs: &[Req]) -> bool {
-    let required = required();
     reqs.iter()
-        .all(|r| decide(test, r.name(), r.missing(), &required))
-}
-
-/// One requirement: met, skipped (false), or required and missing (panic).
-fn decide(test: &str, name: &str, missing: Option<String>, required: &[String]) -> bool {
-    let Some(why) = missing else {
-        return true;
-    };
-    if required.iter().any(|n| n == name) {
-        panic!(
-            "{test}: requirement {name:?} is missing ({why}) but CAIRN_REQUIRE says it must be present"
-        );
-    }
-    eprintln!("SKIP {test}: {why}");
-    false
-}
-
-#[test]
-fn gating_skips_unless_required() {
-    let req = vec!["root".to_string(), "btrfs".to_string()];
-    assert!(decide("t", "btrfs", None, &req));
-    assert!(!decide("t", "xfs", Some("no xfs".into()), &req));
-    let r = std::panic::catch_unwind(|| decide("t", "btrfs", Some("no btrfs".into()), &req));
-    assert!(
-        r.is_err(),
-        "a required, missing requirement must fail the test"
-    );
+        .all(|r| cairn_backends::testing::require(test, r.name(), r.missing()))
 }

@@ -95,7 +95,7 @@ fn killed_mid_work_leaves_old_or_new_state() {
         return;
     }
     let c = Cairn::new();
-    c.ok(&["image", "import", SHARED_IMAGE, "--alias", "deb"]);
+    c.ok(&["image", "import", SHARED_IMAGE.as_str(), "--alias", "deb"]);
     c.ok(&["create", "deb", "base"]);
     c.ok(&["snapshot", "create", "base", "s0"]);
     let want = std::fs::read(rootfs(&c, "base").join("etc/os-release")).unwrap();

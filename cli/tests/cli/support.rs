@@ -5,21 +5,18 @@ use std::process::{Command, Output};
 
 use tar::{Builder, EntryType, Header};
 
-/// The shared Debian test image (present on the development machines and in CI).
-pub const SHARED_IMAGE: &str = "/work/shared/images/debian-bookworm-minbase-amd64.tar.zst";
+/// The shared Debian test image: `CAIRN_TEST_IMAGE`, else `shared/images/` beside the
+/// checkout (present on the development machines and in CI).
+pub static SHARED_IMAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    cairn_backends::testing::image_path()
+        .to_string_lossy()
+        .into_owned()
+});
 
 /// True if the requirement is met; otherwise prints `SKIP` and returns false, or panics
-/// when `CAIRN_REQUIRE` names it.
+/// when `CAIRN_REQUIRE` names it (see `cairn_backends::testing`).
 pub fn require(what: &str, met: bool, why: &str) -> bool {
-    if met {
-        return true;
-    }
-    let required = std::env::var("CAIRN_REQUIRE").unwrap_or_default();
-    if required.split(',').any(|r| r.trim() == what) {
-        panic!("CAIRN_REQUIRE={required} but {why}");
-    }
-    println!("SKIP {why}");
-    false
+    cairn_backends::testing::require(what, what, (!met).then(|| why.to_string()))
 }
 
 pub fn require_root() -> bool {
@@ -27,11 +24,7 @@ pub fn require_root() -> bool {
 }
 
 pub fn require_image() -> bool {
-    require(
-        "image",
-        Path::new(SHARED_IMAGE).exists(),
-        &format!("{SHARED_IMAGE} is missing"),
-    )
+    cairn_backends::testing::require("image", "image", cairn_backends::testing::missing_image())
 }
 
 fn nix_is_root() -> bool {

@@ -30,7 +30,7 @@ fn reference_unpack(dir: &Path) -> PathBuf {
             "--acls",
             "--zstd",
             "-xpf",
-            SHARED_IMAGE,
+            SHARED_IMAGE.as_str(),
             "-C",
         ])
         .arg(dir)
@@ -62,14 +62,15 @@ fn import_create_snapshot_restore_copy_list() {
     }
     let c = Cairn::new();
     let sums =
-        std::fs::read_to_string(Path::new(SHARED_IMAGE).with_file_name("SHA256SUMS")).unwrap();
+        std::fs::read_to_string(Path::new(SHARED_IMAGE.as_str()).with_file_name("SHA256SUMS"))
+            .unwrap();
     let want_fp = sums.split_whitespace().next().unwrap();
 
     // Import: the fingerprint is the file's sha256, as LXD computes it.
     let imported = c.json(&[
         "image",
         "import",
-        SHARED_IMAGE,
+        SHARED_IMAGE.as_str(),
         "--alias",
         "debian/bookworm",
     ]);
@@ -77,7 +78,13 @@ fn import_create_snapshot_restore_copy_list() {
     assert_eq!(imported["aliases"][0], "debian/bookworm");
     assert_eq!(imported["pools"][0], "default");
     // Importing again is not an error and stores nothing new.
-    c.ok(&["image", "import", SHARED_IMAGE, "--alias", "bookworm"]);
+    c.ok(&[
+        "image",
+        "import",
+        SHARED_IMAGE.as_str(),
+        "--alias",
+        "bookworm",
+    ]);
     assert_eq!(c.json(&["image", "list"]).as_array().unwrap().len(), 1);
 
     // Create: the container's files are exactly what GNU tar unpacks.
