@@ -85,6 +85,14 @@ pub const BLKID: Tool = Tool {
     name: "blkid",
     package: "util-linux",
 };
+pub const ZFS: Tool = Tool {
+    name: "zfs",
+    package: "zfsutils-linux",
+};
+pub const ZPOOL: Tool = Tool {
+    name: "zpool",
+    package: "zfsutils-linux",
+};
 
 const EXTRA_PATH: &[&str] = &["/usr/local/sbin", "/usr/sbin", "/sbin"];
 

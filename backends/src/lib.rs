@@ -45,6 +45,7 @@ pub mod names;
 pub mod revert;
 pub mod testing;
 pub mod types;
+pub mod zfs;
 
 pub use backend::{open, Backend, DriverKind, PoolSource, PoolSpec};
 pub use error::{Error, Kind, Result};

@@ -1,0 +1,195 @@
+//! The `zfs`/`zpool` calls the driver makes, through [`crate::cmd`], with their stderr
+//! turned into typed errors at the call site.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use super::parse::{self, FsRow, SnapRow};
+use crate::cmd::{CommandFailure, ZFS, ZPOOL};
+use crate::error::{Error, Kind, Result};
+
+/// Fails unless the zfs tools are installed and the kernel module is loaded.
+pub fn check_available() -> Result<()> {
+    ZFS.resolve()?;
+    ZPOOL.resolve()?;
+    if !Path::new("/dev/zfs").exists() {
+        return Err(Error::Invalid {
+            op: "use zfs",
+            object: "/dev/zfs".into(),
+            reason: "the zfs kernel module is not loaded: modprobe zfs (package zfs-dkms)".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The stderr of a failed zfs/zpool call, if that is what `e` is.
+pub fn stderr_of(e: &Error) -> Option<&str> {
+    match e {
+        Error::Command(CommandFailure { stderr, .. }) => Some(stderr),
+        _ => None,
+    }
+}
+
+pub fn says(e: &Error, needle: &str) -> bool {
+    stderr_of(e).is_some_and(|s| s.contains(needle))
+}
+
+/// Maps the common stderr messages: missing → `NotFound`, taken → `AlreadyExists`,
+/// out of space → `NoSpace`, busy → `Busy`. Anything else is returned as it is.
+pub fn typed(e: Error, op: &'static str, kind: Kind, name: &str) -> Error {
+    if says(&e, "does not exist") {
+        Error::not_found(kind, name)
+    } else if says(&e, "already exists") {
+        Error::exists(kind, name)
+    } else if says(&e, "out of space") || says(&e, "No space left") {
+        Error::NoSpace {
+            op,
+            object: format!("{kind} {name}"),
+        }
+    } else if says(&e, "dataset is busy") || says(&e, "target is busy") {
+        Error::Busy {
+            op,
+            object: format!("{kind} {name}"),
+            reason: stderr_of(&e).unwrap_or_default().trim().to_string(),
+        }
+    } else {
+        e
+    }
+}
+
+pub fn zfs<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Result<String> {
+    ZFS.run(args)
+}
+
+pub fn zpool<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Result<String> {
+    ZPOOL.run(args)
+}
+
+/// Whether a dataset (or snapshot) exists.
+pub fn exists(name: &str) -> Result<bool> {
+    match zfs(&["list", "-H", "-o", "name", name]) {
+        Ok(_) => Ok(true),
+        Err(e) if says(&e, "does not exist") => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether a zpool is imported.
+pub fn zpool_imported(name: &str) -> Result<bool> {
+    match zpool(&["list", "-H", "-o", "name", name]) {
+        Ok(_) => Ok(true),
+        Err(e) if says(&e, "no such pool") => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// A property's value and whether it is set on the dataset itself.
+pub fn get_local(ds: &str, prop: &str) -> Result<(Option<String>, bool)> {
+    parse::parse_get_local(&zfs(&["get", "-H", "-p", "-o", "value,source", prop, ds])?)
+}
+
+pub fn set(ds: &str, prop: &str, value: &str) -> Result<()> {
+    zfs(&["set", &format!("{prop}={value}"), ds])?;
+    Ok(())
+}
+
+/// Every snapshot of `ds` and its descendants (empty if `ds` does not exist).
+pub fn snapshots(ds: &str) -> Result<Vec<SnapRow>> {
+    let out = zfs(&[
+        "list",
+        "-H",
+        "-p",
+        "-t",
+        "snapshot",
+        "-o",
+        parse::SNAP_COLS,
+        "-s",
+        "createtxg",
+        "-r",
+        ds,
+    ]);
+    match out {
+        Ok(text) => parse::parse_snapshots(&text),
+        Err(e) if says(&e, "does not exist") => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The filesystems `depth` levels below `ds` (`ds` itself excluded); empty if absent.
+pub fn children(ds: &str, depth: u32) -> Result<Vec<FsRow>> {
+    let out = zfs(&[
+        "list",
+        "-H",
+        "-p",
+        "-t",
+        "filesystem",
+        "-o",
+        parse::FS_COLS,
+        "-d",
+        &depth.to_string(),
+        ds,
+    ]);
+    match out {
+        Ok(text) => Ok(parse::parse_filesystems(&text)?
+            .into_iter()
+            .filter(|r| r.name != ds)
+            .collect()),
+        Err(e) if says(&e, "does not exist") => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// `zfs create` with `-o prop=value` options.
+pub fn create(ds: &str, props: &[(&str, &str)]) -> Result<()> {
+    let mut args: Vec<OsString> = vec!["create".into()];
+    for (k, v) in props {
+        args.extend(["-o".into(), format!("{k}={v}").into()]);
+    }
+    args.push(ds.into());
+    zfs(&args)?;
+    Ok(())
+}
+
+pub fn rename(from: &str, to: &str) -> Result<()> {
+    zfs(&["rename", from, to])?;
+    Ok(())
+}
+
+/// Destroys a snapshot now, or, if clones or holds keep it, hides it under a `:t` name
+/// and marks it for deferred destruction (ZFS destroys it when the last one goes).
+pub fn destroy_snapshot(full: &str) -> Result<()> {
+    match zfs(&["destroy", full]) {
+        Ok(_) => Ok(()),
+        Err(e) if says(&e, "does not exist") => Ok(()),
+        Err(e) if says(&e, "dependent clones") || says(&e, "dataset is busy") => {
+            let (ds, _) = full.split_once('@').unwrap_or((full, ""));
+            let hidden = format!(
+                "{ds}@{}del.{}",
+                super::naming::HIDDEN,
+                super::naming::fresh_id()
+            );
+            rename(full, &hidden)?;
+            zfs(&["destroy", "-d", &hidden])?;
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Total bytes of space of one dataset: (used, available, referenced).
+pub fn space(ds: &str) -> Result<(u64, u64, u64)> {
+    parse::parse_space(&zfs(&[
+        "list",
+        "-H",
+        "-p",
+        "-o",
+        "used,available,referenced",
+        ds,
+    ])?)
+}
+
+/// Waits for the pool's pending writes to reach disk, so space figures are current.
+pub fn zpool_sync(name: &str) -> Result<()> {
+    zpool(&["sync", name])?;
+    Ok(())
+}

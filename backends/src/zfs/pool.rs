@@ -1,0 +1,504 @@
+//! Pool operations: create (zpool on a device or file, or a dataset in an existing
+//! zpool), import/export, delete, usage, and the clean-up `mount_pool` does.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use super::cli::{self, says};
+use super::naming::{self, HIDDEN};
+use super::{ZfsBackend, MANAGED};
+use crate::backend::PoolSource;
+use crate::cmd::BLKID;
+use crate::error::{Error, IoContext, Kind, Result};
+use crate::revert::Revert;
+use crate::types::{CreateAction, DeleteAction, Usage};
+use crate::{loopdev, mounts};
+
+/// What `blkid -p` finds on a device or file (`None`: nothing it knows).
+fn probe(path: &Path) -> Result<Option<String>> {
+    match BLKID.run(&[
+        "-p".as_ref(),
+        "-o".as_ref(),
+        "export".as_ref(),
+        path.as_os_str(),
+    ]) {
+        Ok(out) => Ok(out
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .find(|(k, _)| *k == "TYPE" || *k == "PTTYPE")
+            .map(|(k, v)| {
+                format!(
+                    "{}{v}",
+                    if k == "PTTYPE" {
+                        "partition table "
+                    } else {
+                        ""
+                    }
+                )
+            })),
+        Err(Error::Command(f)) if f.status == "exit status 2" => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Unmounts whatever is mounted at `dir` (retrying while busy for a few seconds) and
+/// removes the empty directory. Idempotent.
+pub(super) fn unmount_dir(dir: &Path) -> Result<()> {
+    let mut tries = 0;
+    loop {
+        match mounts::unmount(dir) {
+            Err(Error::Command(f)) if f.stderr.contains("busy") && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => return Err(e),
+            Ok(()) => break,
+        }
+    }
+    match std::fs::remove_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                || e.raw_os_error() == Some(libc::ENOTEMPTY)
+                || e.raw_os_error() == Some(libc::EBUSY) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(Error::io("remove mount point", dir, e)),
+    }
+}
+
+fn remove_empty_dir(dir: &Path) {
+    let _ = std::fs::remove_dir(dir);
+}
+
+impl ZfsBackend {
+    /// Whether `ds` is marked ours: `Some(true)`, marked for another pool or not at all:
+    /// `Some(false)`, absent: `None`.
+    fn owned(&self, ds: &str) -> Result<Option<bool>> {
+        match cli::get_local(ds, MANAGED) {
+            Ok((value, local)) => Ok(Some(
+                local && value.as_deref() == Some(self.spec.name.as_str()),
+            )),
+            Err(e) if says(&e, "does not exist") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn not_ours(&self, op: &'static str, what: &str) -> Error {
+        self.invalid(
+            op,
+            format!(
+                "{what} exists and was not made by cairn for this pool (no {MANAGED}={}): \
+                 refusing to touch it",
+                self.spec.name
+            ),
+        )
+    }
+
+    /// Fails unless the root dataset is there and ours.
+    pub(super) fn require_pool(&self) -> Result<()> {
+        match self.owned(&self.ds.root)? {
+            Some(true) => Ok(()),
+            Some(false) => Err(self.not_ours("use pool", &format!("dataset {}", self.ds.root))),
+            None => Err(self.invalid(
+                "use pool",
+                format!(
+                    "dataset {} does not exist (create or mount the pool first)",
+                    self.ds.root
+                ),
+            )),
+        }
+    }
+
+    pub(super) fn do_create_pool(&self) -> Result<CreateAction<()>> {
+        cli::check_available()?;
+        let mut rv = Revert::new();
+        match self.create_inner(&mut rv) {
+            Ok(a) => {
+                rv.success();
+                Ok(a)
+            }
+            Err(e) => Err(rv.fail(e)),
+        }
+    }
+
+    fn create_inner<'a>(&'a self, rv: &mut Revert<'a>) -> Result<CreateAction<()>> {
+        let dir = self.spec.state_dir.clone();
+        if !dir.exists() {
+            std::fs::create_dir_all(&dir).ctx("create state directory", &dir)?;
+            rv.add("remove state directory", move || {
+                remove_empty_dir(&dir);
+                Ok(())
+            });
+        }
+        match &self.spec.source {
+            PoolSource::StateDir | PoolSource::Directory { .. } => Err(self.invalid(
+                "create pool",
+                "the zfs driver needs a device, a loop file (--size) or an existing zpool dataset"
+                    .into(),
+            )),
+            PoolSource::Existing { name } => {
+                if name.is_empty() || name.contains('@') || name.starts_with('/') {
+                    return Err(self.invalid(
+                        "create pool",
+                        format!("{name:?} is not a dataset name like tank/cairn"),
+                    ));
+                }
+                if !cli::zpool_imported(&self.zpool)? {
+                    return Err(self.invalid(
+                        "create pool",
+                        format!(
+                            "zpool {} is not imported (zpool import it first)",
+                            self.zpool
+                        ),
+                    ));
+                }
+                match self.owned(&self.ds.root)? {
+                    Some(true) => return Ok(CreateAction::Identity),
+                    Some(false) => {
+                        return Err(self.not_ours("create pool", &format!("dataset {name}")))
+                    }
+                    None => {}
+                }
+                self.make_root(true, rv)?;
+                Ok(CreateAction::Created(()))
+            }
+            PoolSource::Device { path, force } => {
+                if let Some(a) = self.existing_zpool(path)? {
+                    return Ok(a);
+                }
+                if let Some(sig) = probe(path)? {
+                    if !force {
+                        return Err(self.invalid(
+                            "create pool",
+                            format!(
+                                "{} holds a {sig} signature; pass --force to overwrite it",
+                                path.display()
+                            ),
+                        ));
+                    }
+                }
+                self.zpool_create(path, *force, rv)?;
+                self.make_root(false, rv)?;
+                Ok(CreateAction::Created(()))
+            }
+            PoolSource::LoopFile { path, size } => {
+                if path.exists() {
+                    if let Some(a) = self.existing_zpool(path)? {
+                        return Ok(a);
+                    }
+                    return Err(self.invalid(
+                        "create pool",
+                        format!(
+                            "{} already exists and is not this cairn zfs pool; refusing to overwrite it",
+                            path.display()
+                        ),
+                    ));
+                }
+                let path = std::path::absolute(path).ctx("resolve loop file", path)?;
+                loopdev::create_file(&path, size.0)?;
+                let f = path.clone();
+                rv.add("remove loop file", move || {
+                    std::fs::remove_file(&f).ctx("remove loop file", &f)
+                });
+                self.zpool_create(&path, false, rv)?;
+                self.make_root(false, rv)?;
+                Ok(CreateAction::Created(()))
+            }
+        }
+    }
+
+    /// Our zpool already there (imported, or importable from `vdev`): `Identity`;
+    /// someone else's: an error; none: `None`.
+    fn existing_zpool(&self, vdev: &Path) -> Result<Option<CreateAction<()>>> {
+        if !cli::zpool_imported(&self.zpool)? && self.import(vdev).is_err() {
+            return Ok(None);
+        }
+        if self.owned(&self.zpool)? != Some(true) {
+            return Err(self.not_ours("create pool", &format!("zpool {}", self.zpool)));
+        }
+        if self.owned(&self.ds.root)? != Some(true) {
+            return Err(self.not_ours("create pool", &format!("dataset {}", self.ds.root)));
+        }
+        Ok(Some(CreateAction::Identity))
+    }
+
+    fn import(&self, vdev: &Path) -> Result<()> {
+        let args: Vec<OsString> = vec![
+            "import".into(),
+            "-o".into(),
+            "cachefile=none".into(),
+            "-d".into(),
+            vdev.into(),
+            self.zpool.clone().into(),
+        ];
+        cli::zpool(&args)?;
+        Ok(())
+    }
+
+    fn zpool_create<'a>(&'a self, vdev: &Path, force: bool, rv: &mut Revert<'a>) -> Result<()> {
+        let managed = format!("{MANAGED}={}", self.spec.name);
+        let mut args: Vec<OsString> = vec!["create".into()];
+        if force {
+            args.push("-f".into());
+        }
+        for o in ["ashift=12", "cachefile=none"] {
+            args.extend(["-o".into(), o.into()]);
+        }
+        for o in ["mountpoint=legacy", "canmount=off", &managed] {
+            args.extend(["-O".into(), o.into()]);
+        }
+        args.extend([self.zpool.clone().into(), vdev.into()]);
+        cli::zpool(&args).map_err(|e| {
+            if says(&e, "already exists") || says(&e, "in use") {
+                self.invalid(
+                    "create pool",
+                    cli::stderr_of(&e).unwrap_or_default().trim().to_string(),
+                )
+            } else {
+                e
+            }
+        })?;
+        let z = self.zpool.clone();
+        rv.add("destroy zpool", move || {
+            cli::zpool(&["destroy", "-f", &z]).map(drop)
+        });
+        Ok(())
+    }
+
+    /// The root dataset (with its marker, set in the same `zfs create`) and its layout.
+    fn make_root<'a>(&'a self, parents: bool, rv: &mut Revert<'a>) -> Result<()> {
+        let managed = format!("{MANAGED}={}", self.spec.name);
+        let mut args: Vec<&str> = vec!["create"];
+        if parents {
+            args.push("-p");
+        }
+        for o in [
+            "mountpoint=legacy",
+            "canmount=off",
+            "acltype=posixacl",
+            "xattr=sa",
+            "atime=off",
+            &managed,
+        ] {
+            args.extend(["-o", o]);
+        }
+        args.push(&self.ds.root);
+        cli::zfs(&args)?;
+        let root = self.ds.root.clone();
+        rv.add("destroy root dataset", move || {
+            cli::zfs(&["destroy", "-r", &root]).map(drop)
+        });
+        for ds in [self.ds.volumes(), self.ds.tmp(), self.ds.deleted()] {
+            cli::create(&ds, &[])?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn do_mount_pool(&self) -> Result<()> {
+        cli::check_available()?;
+        match &self.spec.source {
+            PoolSource::Device { path, .. } | PoolSource::LoopFile { path, .. } => {
+                if !path.exists() {
+                    return Err(Error::not_found(Kind::Pool, &self.spec.name));
+                }
+                if !cli::zpool_imported(&self.zpool)? {
+                    self.import(path)?;
+                }
+                if self.owned(&self.zpool)? != Some(true) {
+                    return Err(self.not_ours("mount pool", &format!("zpool {}", self.zpool)));
+                }
+            }
+            PoolSource::Existing { .. } => {}
+            _ => return Err(self.invalid("mount pool", "not a zfs pool source".into())),
+        }
+        self.require_pool()?;
+        self.clean_leftovers()
+    }
+
+    /// Volumes half built (`tmp/`), restores cut between their renames, empty history,
+    /// hidden snapshots nothing needs, and deleted volumes whose clones are gone.
+    fn clean_leftovers(&self) -> Result<()> {
+        for t in cli::children(&self.ds.tmp(), 1)? {
+            tracing::info!(dataset = %t.name, "destroying a volume that was never finished");
+            cli::zfs(&["destroy", "-r", &t.name])?;
+        }
+        for c in cli::children(&self.ds.volumes(), 1)? {
+            self.repair_container(&c.name)?;
+        }
+        self.collect_deleted()
+    }
+
+    /// Rolls an interrupted restore forward and drops what is no longer needed in one
+    /// volume container.
+    pub(super) fn repair_container(&self, container: &str) -> Result<()> {
+        let kids = cli::children(container, 1)?;
+        let live = format!("{container}/live");
+        let has_live = kids.iter().any(|k| k.name == live);
+        if !has_live {
+            if let Some(new) = kids.iter().find(|k| k.name.contains("/new.")) {
+                tracing::info!(dataset = %new.name, "finishing an interrupted restore");
+                cli::rename(&new.name, &live)?;
+            }
+        }
+        let snaps = cli::snapshots(container)?;
+        for s in &snaps {
+            if s.component.starts_with(HIDDEN) && !s.defer_destroy {
+                cli::destroy_snapshot(&format!("{}@{}", s.dataset, s.component))?;
+            }
+        }
+        for k in &kids {
+            let history = k.name.contains("/h.") || k.name.contains("/new.");
+            let has_snaps = snaps.iter().any(|s| s.dataset == k.name);
+            if history && !has_snaps && k.name != live {
+                match cli::zfs(&["destroy", &k.name]) {
+                    Ok(_) => {}
+                    Err(e) if says(&e, "does not exist") => {}
+                    Err(e) => {
+                        tracing::warn!(dataset = %k.name, error = %e, "could not drop empty history")
+                    }
+                }
+            } else if k.name.contains("/new.") && has_live {
+                let h = format!("{container}/h.{}", naming::fresh_id());
+                cli::rename(&k.name, &h)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Destroys the deleted volumes nothing depends on any more; for the others, marks
+    /// their snapshots for deferred destruction.
+    pub(super) fn collect_deleted(&self) -> Result<()> {
+        for d in cli::children(&self.ds.deleted(), 1)? {
+            match cli::zfs(&["destroy", "-r", &d.name]) {
+                Ok(_) => {}
+                Err(e) if says(&e, "dependent clones") || says(&e, "busy") => {
+                    for s in cli::snapshots(&d.name)? {
+                        if !s.defer_destroy {
+                            let full = format!("{}@{}", s.dataset, s.component);
+                            let _ = cli::zfs(&["destroy", "-d", &full]);
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Unmounts every view and volume of this pool under the state directory.
+    fn unmount_all(&self) -> Result<()> {
+        let mut mine: Vec<_> = mounts::mounts()?
+            .into_iter()
+            .map(|m| m.mount_point)
+            .filter(|p| p.starts_with(&self.spec.state_dir))
+            .collect();
+        mine.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for m in mine {
+            unmount_dir(&m)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn do_unmount_pool(&self) -> Result<()> {
+        self.unmount_all()?;
+        if matches!(
+            self.spec.source,
+            PoolSource::Device { .. } | PoolSource::LoopFile { .. }
+        ) && zfs_present()
+            && cli::zpool_imported(&self.zpool)?
+        {
+            if self.owned(&self.zpool)? != Some(true) {
+                return Err(self.not_ours("unmount pool", &format!("zpool {}", self.zpool)));
+            }
+            cli::zpool(&["export", &self.zpool])?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn do_delete_pool(&self) -> Result<DeleteAction> {
+        cli::check_available()?;
+        let present = match &self.spec.source {
+            PoolSource::Device { path, .. } | PoolSource::LoopFile { path, .. } => {
+                if cli::zpool_imported(&self.zpool)? || (path.exists() && self.import(path).is_ok())
+                {
+                    if self.owned(&self.zpool)? != Some(true) {
+                        return Err(self.not_ours("delete pool", &format!("zpool {}", self.zpool)));
+                    }
+                    true
+                } else {
+                    false
+                }
+            }
+            PoolSource::Existing { .. } => match self.owned(&self.ds.root)? {
+                Some(true) => true,
+                Some(false) => {
+                    return Err(self.not_ours("delete pool", &format!("dataset {}", self.ds.root)))
+                }
+                None => false,
+            },
+            _ => return Err(self.invalid("delete pool", "not a zfs pool source".into())),
+        };
+        if present {
+            let vols = self.volume_rows()?;
+            if !vols.is_empty() {
+                let names: Vec<String> = vols.into_iter().map(|(n, _)| n).collect();
+                return Err(Error::Busy {
+                    op: "delete pool",
+                    object: self.spec.name.to_string(),
+                    reason: format!(
+                        "it still holds volumes ({}): delete them first",
+                        names.join(", ")
+                    ),
+                });
+            }
+            self.unmount_all()?;
+            match &self.spec.source {
+                PoolSource::Existing { .. } => {
+                    self.collect_deleted()?;
+                    cli::zfs(&["destroy", "-r", &self.ds.root])?;
+                }
+                _ => {
+                    cli::zpool(&["destroy", &self.zpool])?;
+                }
+            }
+        }
+        if let PoolSource::LoopFile { path, .. } = &self.spec.source {
+            if path.exists() && present {
+                std::fs::remove_file(path).ctx("remove loop file", path)?;
+            }
+        }
+        for d in ["volumes", "snapshots"] {
+            let p = self.spec.state_dir.join(d);
+            if p.is_dir() {
+                for e in std::fs::read_dir(&p).ctx("read directory", &p)?.flatten() {
+                    remove_empty_dir(&e.path());
+                }
+            }
+            remove_empty_dir(&p);
+        }
+        remove_empty_dir(&self.spec.state_dir);
+        Ok(if present {
+            DeleteAction::Deleted
+        } else {
+            DeleteAction::Identity
+        })
+    }
+
+    /// Used and available bytes of the root dataset, after the pending writes are synced.
+    pub(super) fn do_pool_usage(&self) -> Result<Usage> {
+        cli::zpool_sync(&self.zpool)?;
+        let (used, avail, _) = cli::space(&self.ds.root)?;
+        Ok(Usage {
+            total: used + avail,
+            used,
+            free: avail,
+        })
+    }
+}
+
+/// Whether the zfs tools are there at all (unmount_pool must work without them).
+fn zfs_present() -> bool {
+    cli::check_available().is_ok()
+}
