@@ -215,10 +215,7 @@ pub fn open(driver: DriverKind, spec: PoolSpec) -> Result<Box<dyn Backend>> {
     match driver {
         DriverKind::Dir => Ok(Box::new(crate::dir::DirBackend::new(spec))),
         DriverKind::Btrfs => Ok(Box::new(crate::btrfs::BtrfsBackend::new(spec))),
-        DriverKind::LvmThin => Err(Error::NotSupported {
-            driver: driver.as_str(),
-            op: "opening a pool (this driver is not built yet)",
-        }),
+        DriverKind::LvmThin => Ok(Box::new(crate::lvm::LvmBackend::new(spec))),
         DriverKind::Zfs => Ok(Box::new(crate::zfs::ZfsBackend::new(spec))),
     }
 }

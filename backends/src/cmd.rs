@@ -93,6 +93,26 @@ pub const ZPOOL: Tool = Tool {
     name: "zpool",
     package: "zfsutils-linux",
 };
+pub const LVM: Tool = Tool {
+    name: "lvm",
+    package: "lvm2",
+};
+pub const DMSETUP: Tool = Tool {
+    name: "dmsetup",
+    package: "dmsetup",
+};
+pub const THIN_CHECK: Tool = Tool {
+    name: "thin_check",
+    package: "thin-provisioning-tools",
+};
+pub const THIN_DELTA: Tool = Tool {
+    name: "thin_delta",
+    package: "thin-provisioning-tools",
+};
+pub const THIN_DUMP: Tool = Tool {
+    name: "thin_dump",
+    package: "thin-provisioning-tools",
+};
 
 const EXTRA_PATH: &[&str] = &["/usr/local/sbin", "/usr/sbin", "/sbin"];
 

@@ -39,6 +39,7 @@ pub mod dir;
 pub mod error;
 pub mod layout;
 pub mod loopdev;
+pub mod lvm;
 pub mod manifest;
 pub mod mounts;
 pub mod names;

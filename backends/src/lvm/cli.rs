@@ -1,0 +1,162 @@
+//! The LVM calls the driver makes, all through [`crate::cmd`] (`lvm <command> ...`), with
+//! stderr turned into typed errors where the meaning is known.
+
+use std::ffi::OsString;
+
+use super::parse::{self, Lv, Pv, Vg, LVS_FIELDS, PVS_FIELDS, VGS_FIELDS};
+use crate::cmd::{CommandFailure, BLKID, LVM};
+use crate::error::{Error, Kind, Result};
+
+/// `lvm <args>`; returns stdout.
+pub fn lvm<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Result<String> {
+    LVM.run(args)
+}
+
+/// Builds an argv from string-likes.
+pub fn argv<I, S>(items: I) -> Vec<OsString>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<OsString>,
+{
+    items.into_iter().map(Into::into).collect()
+}
+
+fn stderr_of(e: &Error) -> Option<&str> {
+    match e {
+        Error::Command(CommandFailure { stderr, .. }) => Some(stderr),
+        _ => None,
+    }
+}
+
+/// True when LVM said the VG or LV does not exist.
+pub fn is_not_found(e: &Error) -> bool {
+    stderr_of(e)
+        .is_some_and(|s| s.contains("not found") || s.contains("Failed to find logical volume"))
+}
+
+/// True when LVM said the name is taken.
+pub fn is_exists(e: &Error) -> bool {
+    stderr_of(e).is_some_and(|s| s.contains("already exists"))
+}
+
+/// True when LVM said there is no room (VG or thin pool).
+pub fn is_no_space(e: &Error) -> bool {
+    stderr_of(e).is_some_and(|s| {
+        s.contains("Insufficient free space")
+            || s.contains("out of data space")
+            || s.contains("Cannot create new thin volume, free space in thin pool")
+            || s.contains("No space left")
+    })
+}
+
+/// Maps LVM's "already exists" and "no space" to typed errors for `object`.
+pub fn typed(e: Error, op: &'static str, kind: Kind, object: &str) -> Error {
+    if is_exists(&e) {
+        Error::exists(kind, object)
+    } else if is_no_space(&e) {
+        Error::NoSpace {
+            op,
+            object: object.to_string(),
+        }
+    } else {
+        e
+    }
+}
+
+/// Every LV of `vg` (hidden ones left out); empty when the VG does not exist.
+pub fn lvs(vg: &str) -> Result<Vec<Lv>> {
+    match lvm(&[
+        "lvs",
+        "--reportformat",
+        "json",
+        "--units",
+        "b",
+        "--nosuffix",
+        "-o",
+        LVS_FIELDS,
+        vg,
+    ]) {
+        Ok(out) => parse::parse_lvs(&out),
+        Err(e) if is_not_found(&e) => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The VG named `vg`, if it exists.
+pub fn vg(vg: &str) -> Result<Option<Vg>> {
+    match lvm(&[
+        "vgs",
+        "--reportformat",
+        "json",
+        "--units",
+        "b",
+        "--nosuffix",
+        "-o",
+        VGS_FIELDS,
+        vg,
+    ]) {
+        Ok(out) => Ok(parse::parse_vgs(&out)?.into_iter().find(|v| v.name == vg)),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The PVs of `vg`.
+pub fn pvs_of(vg: &str) -> Result<Vec<Pv>> {
+    let out = lvm(&[
+        "pvs",
+        "--reportformat",
+        "json",
+        "--units",
+        "b",
+        "--nosuffix",
+        "-o",
+        PVS_FIELDS,
+    ])?;
+    Ok(parse::parse_pvs(&out)?
+        .into_iter()
+        .filter(|p| p.vg == vg)
+        .collect())
+}
+
+/// What `blkid -p` finds on a device: `Some("a TYPE signature")`, or `None` (exit 2).
+pub fn probe(dev: &std::path::Path) -> Result<Option<String>> {
+    match BLKID.run(&[
+        "-p".as_ref(),
+        "-o".as_ref(),
+        "export".as_ref(),
+        dev.as_os_str(),
+    ]) {
+        Ok(out) => Ok(out.lines().find_map(|l| {
+            l.strip_prefix("TYPE=")
+                .map(|t| format!("a {t} signature"))
+                .or_else(|| {
+                    l.strip_prefix("PTTYPE=")
+                        .map(|t| format!("a {t} partition table"))
+                })
+        })),
+        Err(Error::Command(f)) if f.status == "exit status 2" => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Fails with a message naming the module when the kernel has no dm-thin-pool.
+pub fn require_dm_thin() -> Result<()> {
+    let has = || std::path::Path::new("/sys/module/dm_thin_pool").exists();
+    if !has() {
+        // Not loaded yet: try (works as root with the module installed).
+        let _ = std::process::Command::new("modprobe")
+            .arg("dm_thin_pool")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+    if has() && std::path::Path::new("/dev/mapper/control").exists() {
+        return Ok(());
+    }
+    Err(Error::Invalid {
+        op: "use LVM thin provisioning",
+        object: "the kernel".into(),
+        reason: "the kernel has no dm-thin-pool (modprobe dm_thin_pool)".into(),
+    })
+}

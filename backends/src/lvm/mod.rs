@@ -1,0 +1,436 @@
+//! The LVM thin driver: a pool is a thin pool in a volume group, a volume a thin LV with
+//! an ext4 filesystem, a snapshot a read-only thin snapshot of it.
+//!
+//! ## On the storage
+//! - **Pool.** For `Device` and `LoopFile` sources cairn makes the VG
+//!   (`cairn_<pool>_<hash of state_dir>`, see [`naming::vg_name`]) and a thin pool
+//!   `thinpool` in it, created with `--errorwhenfull y` (a full pool fails writes at once
+//!   instead of queueing them) and zeroing on. For `Existing { name: "vg/thinpool" }` the
+//!   thin pool is used as is: cairn only adds its tags to it and makes its LVs beside the
+//!   others, with a per-pool name prefix. Autoextend is LVM's job: set
+//!   `activation/thin_pool_autoextend_threshold` (e.g. 80) and `..._percent` in
+//!   `lvm.conf` with dmeventd running; cairn refuses snapshots, clones and new volumes
+//!   when the pool's data or metadata is 95% full (`NoSpace`).
+//! - **Ownership.** Everything cairn makes carries the tag `cairn` and
+//!   `cairn-pool=<pool>`; a VG or LV without them is never changed or deleted.
+//! - **Volumes** are thin LVs `v-<name>` as large as the thin pool, ext4 (lazy inode table
+//!   init: thin LVs read unprovisioned blocks as zeros), mounted at
+//!   `<state_dir>/mnt/volumes/<vol>`. **Snapshots** are thin snapshots `s-<vol>-<snap>`
+//!   made read-only (`-p r`) and skipped at activation in the same `lvcreate`; mounted
+//!   on demand `ro,noload` at `<state_dir>/mnt/snapshots/<vol>/<snap>`. Real names and
+//!   creation times (ns) are LV tags ([`naming`]): the storage is the source of truth.
+//!
+//! ## Atomicity
+//! - A snapshot is one `lvcreate` (one metadata commit): whole or absent after a crash.
+//! - Volumes, clones and restores are built under the tag `cairn-incomplete`, removed as
+//!   the last step; listings skip such LVs and `mount_pool` deletes them.
+//! - Restore makes a writable snapshot of the chosen snapshot (`n-<vol>`, incomplete),
+//!   renames the volume to `o-<vol>` and the new LV to `v-<vol>`, drops the tag, removes
+//!   `o-<vol>`. `mount_pool` finishes or undoes an interrupted one: an `o-<vol>` is
+//!   removed when `v-<vol>` exists, else renamed back.
+//! - Renaming a volume renames its snapshots one LV at a time (LVM has no multi-LV
+//!   rename); a failure renames back what was done.
+//! - A process killed while LVM had a device suspended leaves it suspended; `mount_pool`
+//!   resumes suspended devices of the VG.
+
+mod cli;
+mod naming;
+mod parse;
+mod pool;
+mod snapshots;
+mod volumes;
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use crate::backend::{Backend, PoolSource, PoolSpec};
+use crate::error::{Error, Kind, Result};
+use crate::names::{SnapshotName, VolumeName};
+use crate::types::{
+    Capabilities, CloneSource, CreateAction, DeleteAction, DriverInfo, SendStats, SnapshotInfo,
+    Usage, VolumeInfo,
+};
+
+pub use cli::require_dm_thin;
+use parse::Lv;
+
+pub(crate) const DRIVER: &str = "lvm";
+
+/// Refuse snapshots, clones and new volumes above this fill level of the thin pool.
+const FULL_PERCENT: f64 = 95.0;
+
+/// One LVM thin pool.
+pub struct LvmBackend {
+    spec: PoolSpec,
+    /// The VG and thin pool (empty for sources this driver refuses).
+    vg: String,
+    thin_pool: String,
+    /// The VG was made by cairn (`Device`/`LoopFile`), not given (`Existing`).
+    owned: bool,
+    /// Prefix of our LV names (empty in a VG of our own).
+    prefix: String,
+    /// `cairn-pool=<pool>`.
+    pool_tag: String,
+}
+
+impl LvmBackend {
+    /// Binds the driver to `spec`; touches nothing.
+    pub fn new(spec: PoolSpec) -> Self {
+        let pool_tag = naming::tag(naming::KEY_POOL, spec.name.as_str());
+        let (vg, thin_pool, owned, prefix) = match &spec.source {
+            PoolSource::Device { .. } | PoolSource::LoopFile { .. } => (
+                naming::vg_name(spec.name.as_str(), &spec.state_dir),
+                "thinpool".to_string(),
+                true,
+                String::new(),
+            ),
+            PoolSource::Existing { name } => {
+                let (vg, tp) = name.split_once('/').unwrap_or(("", ""));
+                let id = blake3::hash(spec.name.as_str().as_bytes()).to_hex();
+                (
+                    vg.to_string(),
+                    tp.to_string(),
+                    false,
+                    format!("cairn.{}.", &id[..8]),
+                )
+            }
+            PoolSource::StateDir | PoolSource::Directory { .. } => {
+                (String::new(), String::new(), false, String::new())
+            }
+        };
+        LvmBackend {
+            spec,
+            vg,
+            thin_pool,
+            owned,
+            prefix,
+            pool_tag,
+        }
+    }
+
+    fn invalid(&self, op: &'static str, reason: impl Into<String>) -> Error {
+        Error::Invalid {
+            op,
+            object: self.spec.name.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Fails for sources this driver cannot use.
+    fn check_source(&self, op: &'static str) -> Result<()> {
+        match &self.spec.source {
+            PoolSource::StateDir | PoolSource::Directory { .. } => Err(self.invalid(
+                op,
+                "the lvm driver needs a block device, a loop file or an existing thin pool (vg/thinpool)",
+            )),
+            PoolSource::Existing { name } if self.vg.is_empty() || self.thin_pool.is_empty() => {
+                Err(self.invalid(
+                    op,
+                    format!("{name:?} is not an LVM thin pool name of the form vg/thinpool"),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn lv_path(&self, lv: &str) -> String {
+        format!("{}/{}", self.vg, lv)
+    }
+
+    /// The device node of one of our LVs.
+    fn dev(&self, lv: &str) -> PathBuf {
+        PathBuf::from("/dev/mapper").join(naming::dm_name(&self.vg, lv))
+    }
+
+    fn vol_lv(&self, v: &VolumeName) -> String {
+        naming::lv_name(&self.vg, &self.prefix, "v", &[v.as_str()])
+    }
+
+    fn snap_lv(&self, v: &VolumeName, s: &SnapshotName) -> String {
+        naming::lv_name(&self.vg, &self.prefix, "s", &[v.as_str(), s.as_str()])
+    }
+
+    /// Names of a restore's new (`n`) and old (`o`) LVs.
+    fn restore_lv(&self, kind: &str, v: &VolumeName) -> String {
+        naming::lv_name(&self.vg, &self.prefix, kind, &[v.as_str()])
+    }
+
+    fn mnt_root(&self) -> PathBuf {
+        self.spec.state_dir.join("mnt")
+    }
+
+    fn vol_mnt(&self, v: &VolumeName) -> PathBuf {
+        self.mnt_root().join("volumes").join(v)
+    }
+
+    fn snap_mnt(&self, v: &VolumeName, s: &SnapshotName) -> PathBuf {
+        self.mnt_root().join("snapshots").join(v).join(s)
+    }
+
+    fn is_ours(&self, lv: &Lv) -> bool {
+        lv.has_tag(naming::TAG) && lv.has_tag(&self.pool_tag)
+    }
+
+    /// Our LVs in the VG (the thin pool included for a VG of our own).
+    fn our_lvs(&self) -> Result<Vec<Lv>> {
+        if self.vg.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(cli::lvs(&self.vg)?
+            .into_iter()
+            .filter(|l| self.is_ours(l))
+            .collect())
+    }
+
+    /// The thin pool, or an error saying the pool is not there.
+    fn thin_pool_lv(&self, lvs: &[Lv]) -> Result<Lv> {
+        lvs.iter()
+            .find(|l| l.name == self.thin_pool && l.is_thin_pool())
+            .cloned()
+            .ok_or_else(|| {
+                self.invalid(
+                    "use pool",
+                    format!(
+                        "no cairn thin pool {}/{} (create or mount the pool first)",
+                        self.vg, self.thin_pool
+                    ),
+                )
+            })
+    }
+
+    /// Our complete LVs, failing unless the pool is there.
+    fn live_lvs(&self) -> Result<Vec<Lv>> {
+        self.check_source("use pool")?;
+        let all = cli::lvs(&self.vg)?;
+        let tp = all.iter().find(|l| l.name == self.thin_pool);
+        if !tp.is_some_and(|l| l.is_thin_pool() && self.is_ours(l)) {
+            self.thin_pool_lv(&[])?;
+        }
+        Ok(all
+            .into_iter()
+            .filter(|l| self.is_ours(l) && !l.has_tag(naming::TAG_INCOMPLETE) && !l.is_thin_pool())
+            .collect())
+    }
+
+    /// The volume's LV, or `NotFound`: an LV of ours whose tags name the volume and whose
+    /// LV name is the volume's.
+    fn find_volume(&self, lvs: &[Lv], v: &VolumeName) -> Result<Lv> {
+        let name = self.vol_lv(v);
+        lvs.iter()
+            .find(|l| l.name == name && l.tag_value(naming::KEY_SNAPSHOT).is_none())
+            .cloned()
+            .ok_or_else(|| Error::not_found(Kind::Volume, v))
+    }
+
+    fn find_snapshot(&self, lvs: &[Lv], v: &VolumeName, s: &SnapshotName) -> Result<Lv> {
+        let name = self.snap_lv(v, s);
+        lvs.iter()
+            .find(|l| l.name == name && l.tag_value(naming::KEY_SNAPSHOT).is_some())
+            .cloned()
+            .ok_or_else(|| Error::not_found(Kind::Snapshot, format!("{v}/{s}")))
+    }
+
+    /// The `--addtag` arguments for a new LV of volume `v` (and snapshot `s`).
+    fn tag_args(
+        &self,
+        v: &VolumeName,
+        s: Option<&SnapshotName>,
+        ns: i128,
+        incomplete: bool,
+    ) -> Vec<String> {
+        let mut tags = vec![
+            naming::TAG.to_string(),
+            self.pool_tag.clone(),
+            naming::tag(naming::KEY_VOLUME, v.as_str()),
+            format!("{}={ns}", naming::KEY_TIME),
+        ];
+        if let Some(s) = s {
+            tags.push(naming::tag(naming::KEY_SNAPSHOT, s.as_str()));
+        }
+        if incomplete {
+            tags.push(naming::TAG_INCOMPLETE.to_string());
+        }
+        tags.into_iter()
+            .flat_map(|t| ["--addtag".to_string(), t])
+            .collect()
+    }
+
+    /// Refuses with `NoSpace` when the thin pool's data or metadata is nearly full.
+    fn check_fill(&self, op: &'static str, object: &str) -> Result<()> {
+        let tp = self.thin_pool_lv(&cli::lvs(&self.vg)?)?;
+        let data = tp.data_percent.unwrap_or(0.0);
+        let meta = tp.metadata_percent.unwrap_or(0.0);
+        if data >= FULL_PERCENT || meta >= FULL_PERCENT {
+            tracing::warn!(data, meta, pool = %self.spec.name, "thin pool nearly full");
+            return Err(Error::NoSpace {
+                op,
+                object: format!(
+                    "{object} (thin pool {}/{} is {data:.1}% full, metadata {meta:.1}%)",
+                    self.vg, self.thin_pool
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Activates an LV (ignoring the skip flag) unless it is active.
+    fn activate(&self, lv: &Lv) -> Result<()> {
+        if !lv.active {
+            cli::lvm(&["lvchange", "-ay", "-K", &self.lv_path(&lv.name)])?;
+        }
+        Ok(())
+    }
+
+    fn remove_lvs(&self, names: &[String]) -> Result<()> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let mut args = vec!["lvremove".to_string(), "-f".to_string()];
+        args.extend(names.iter().map(|n| self.lv_path(n)));
+        cli::lvm(&args)?;
+        Ok(())
+    }
+}
+
+fn now_ns() -> i128 {
+    jiff::Timestamp::now().as_nanosecond()
+}
+
+/// The creation time stored in an LV's tag.
+fn created_at(lv: &Lv) -> jiff::Timestamp {
+    lv.tag_value(naming::KEY_TIME)
+        .and_then(|t| t.parse::<i128>().ok())
+        .and_then(|ns| jiff::Timestamp::from_nanosecond(ns).ok())
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+}
+
+impl Backend for LvmBackend {
+    fn info(&self) -> DriverInfo {
+        DriverInfo {
+            name: DRIVER,
+            capabilities: Capabilities {
+                cow_clone: true,
+                constant_time_snapshot: true,
+                native_send: false,
+                incremental_send: false,
+                restore_any_snapshot: true,
+                block_based: true,
+                immutable_snapshots: true,
+            },
+        }
+    }
+
+    fn spec(&self) -> &PoolSpec {
+        &self.spec
+    }
+
+    fn create_pool(&self) -> Result<CreateAction<()>> {
+        self.do_create_pool()
+    }
+
+    fn mount_pool(&self) -> Result<()> {
+        self.do_mount_pool()
+    }
+
+    fn unmount_pool(&self) -> Result<()> {
+        self.do_unmount_pool()
+    }
+
+    fn delete_pool(&self) -> Result<DeleteAction> {
+        self.do_delete_pool()
+    }
+
+    fn pool_usage(&self) -> Result<Usage> {
+        self.do_pool_usage()
+    }
+
+    fn create_volume(&self, name: &VolumeName) -> Result<CreateAction<()>> {
+        self.do_create_volume(name)
+    }
+
+    fn clone_volume(&self, src: CloneSource<'_>, dst: &VolumeName) -> Result<()> {
+        self.do_clone_volume(src, dst)
+    }
+
+    fn delete_volume(&self, name: &VolumeName) -> Result<DeleteAction> {
+        self.do_delete_volume(name)
+    }
+
+    fn rename_volume(&self, from: &VolumeName, to: &VolumeName) -> Result<()> {
+        self.do_rename_volume(from, to)
+    }
+
+    fn mount_volume(&self, name: &VolumeName) -> Result<PathBuf> {
+        self.do_mount_volume(name)
+    }
+
+    fn unmount_volume(&self, name: &VolumeName) -> Result<()> {
+        crate::mounts::unmount(&self.vol_mnt(name))
+    }
+
+    fn volume_usage(&self, name: &VolumeName) -> Result<Usage> {
+        self.do_volume_usage(name)
+    }
+
+    fn list_volumes(&self) -> Result<Vec<VolumeInfo>> {
+        self.do_list_volumes()
+    }
+
+    fn create_snapshot(&self, volume: &VolumeName, snap: &SnapshotName) -> Result<SnapshotInfo> {
+        self.do_create_snapshot(volume, snap)
+    }
+
+    fn list_snapshots(&self, volume: &VolumeName) -> Result<Vec<SnapshotInfo>> {
+        self.do_list_snapshots(volume)
+    }
+
+    fn delete_snapshot(&self, volume: &VolumeName, snap: &SnapshotName) -> Result<DeleteAction> {
+        self.do_delete_snapshot(volume, snap)
+    }
+
+    fn rename_snapshot(
+        &self,
+        volume: &VolumeName,
+        from: &SnapshotName,
+        to: &SnapshotName,
+    ) -> Result<()> {
+        self.do_rename_snapshot(volume, from, to)
+    }
+
+    fn restore_snapshot(&self, volume: &VolumeName, snap: &SnapshotName) -> Result<()> {
+        self.do_restore_snapshot(volume, snap)
+    }
+
+    fn mount_snapshot(&self, volume: &VolumeName, snap: &SnapshotName) -> Result<PathBuf> {
+        self.do_mount_snapshot(volume, snap)
+    }
+
+    fn unmount_snapshot(&self, volume: &VolumeName, snap: &SnapshotName) -> Result<()> {
+        self.do_unmount_snapshot(volume, snap)
+    }
+
+    fn send(
+        &self,
+        _volume: &VolumeName,
+        _snap: &SnapshotName,
+        _base: Option<&SnapshotName>,
+        _out: &mut dyn Write,
+    ) -> Result<SendStats> {
+        Err(Error::NotSupported {
+            driver: DRIVER,
+            op: "native send",
+        })
+    }
+
+    fn receive(
+        &self,
+        _volume: &VolumeName,
+        _snap: &SnapshotName,
+        _input: &mut dyn Read,
+    ) -> Result<SnapshotInfo> {
+        Err(Error::NotSupported {
+            driver: DRIVER,
+            op: "native receive",
+        })
+    }
+}

@@ -1,0 +1,400 @@
+//! Pure parsers of LVM's JSON reports (`lvs`/`vgs`/`pvs --reportformat json --units b
+//! --nosuffix`) and of `thin_delta` XML, tested on output captured in the test VM
+//! (`tests/fixtures/`, from `vm-tests`).
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The `-o` fields asked of `lvs`; [`parse_lvs`] reads exactly these.
+pub const LVS_FIELDS: &str = "lv_name,vg_name,lv_attr,lv_size,segtype,pool_lv,origin,data_percent,metadata_percent,thin_id,lv_active,lv_time,lv_uuid,lv_tags";
+/// The `-o` fields asked of `vgs`.
+pub const VGS_FIELDS: &str = "vg_name,vg_size,vg_free,vg_uuid,vg_tags";
+/// The `-o` fields asked of `pvs`.
+pub const PVS_FIELDS: &str = "pv_name,vg_name,pv_size,pv_tags";
+
+/// One logical volume as `lvs` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lv {
+    pub name: String,
+    pub vg: String,
+    /// The 10-character attribute string (`Vwi-aotz-k`).
+    pub attr: String,
+    pub size: u64,
+    pub segtype: String,
+    /// The thin pool of a thin LV (empty otherwise).
+    pub pool_lv: String,
+    pub origin: String,
+    pub data_percent: Option<f64>,
+    pub metadata_percent: Option<f64>,
+    pub thin_id: Option<u32>,
+    pub active: bool,
+    pub tags: Vec<String>,
+}
+
+impl Lv {
+    pub fn is_thin_pool(&self) -> bool {
+        self.segtype == "thin-pool"
+    }
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t == tag)
+    }
+    /// The value of the first tag `<key>=<value>`.
+    pub fn tag_value(&self, key: &str) -> Option<&str> {
+        self.tags
+            .iter()
+            .find_map(|t| t.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
+    }
+    /// Attribute 2 (permissions) is `r` for a read-only LV.
+    pub fn read_only(&self) -> bool {
+        self.attr.as_bytes().get(1) == Some(&b'r')
+    }
+}
+
+/// One volume group as `vgs` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vg {
+    pub name: String,
+    pub size: u64,
+    pub free: u64,
+    pub tags: Vec<String>,
+}
+
+/// One physical volume as `pvs` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pv {
+    pub name: String,
+    /// Empty for a PV in no VG.
+    pub vg: String,
+    pub size: u64,
+    pub tags: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Report<T> {
+    report: Vec<T>,
+}
+
+#[derive(Deserialize)]
+struct LvSection {
+    #[serde(default)]
+    lv: Vec<RawLv>,
+}
+
+#[derive(Deserialize)]
+struct VgSection {
+    #[serde(default)]
+    vg: Vec<RawVg>,
+}
+
+#[derive(Deserialize)]
+struct PvSection {
+    #[serde(default)]
+    pv: Vec<RawPv>,
+}
+
+#[derive(Deserialize)]
+struct RawLv {
+    lv_name: String,
+    vg_name: String,
+    lv_attr: String,
+    lv_size: String,
+    segtype: String,
+    pool_lv: String,
+    origin: String,
+    data_percent: String,
+    metadata_percent: String,
+    thin_id: String,
+    lv_active: String,
+    lv_tags: String,
+}
+
+#[derive(Deserialize)]
+struct RawVg {
+    vg_name: String,
+    vg_size: String,
+    vg_free: String,
+    vg_tags: String,
+}
+
+#[derive(Deserialize)]
+struct RawPv {
+    pv_name: String,
+    vg_name: String,
+    pv_size: String,
+    pv_tags: String,
+}
+
+fn bad(what: &str, reason: impl std::fmt::Display) -> Error {
+    Error::Invalid {
+        op: "parse",
+        object: what.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn number(what: &str, field: &str, s: &str) -> Result<u64> {
+    s.trim()
+        .parse()
+        .map_err(|_| bad(what, format!("{field} {s:?} is not a byte count")))
+}
+
+fn percent(what: &str, field: &str, s: &str) -> Result<Option<f64>> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|_| bad(what, format!("{field} {s:?} is not a percentage")))
+}
+
+fn tags(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn report<T: for<'de> Deserialize<'de>>(what: &str, json: &str) -> Result<Vec<T>> {
+    if json.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let r: Report<T> = serde_json::from_str(json).map_err(|e| bad(what, e))?;
+    Ok(r.report)
+}
+
+/// Parses `lvs --reportformat json --units b --nosuffix -o` [`LVS_FIELDS`].
+pub fn parse_lvs(json: &str) -> Result<Vec<Lv>> {
+    const WHAT: &str = "lvs JSON report";
+    let mut out = Vec::new();
+    for section in report::<LvSection>(WHAT, json)? {
+        for r in section.lv {
+            let thin_id = match r.thin_id.trim() {
+                "" => None,
+                s => Some(
+                    s.parse()
+                        .map_err(|_| bad(WHAT, format!("thin_id {s:?} is not a number")))?,
+                ),
+            };
+            out.push(Lv {
+                size: number(WHAT, "lv_size", &r.lv_size)?,
+                data_percent: percent(WHAT, "data_percent", &r.data_percent)?,
+                metadata_percent: percent(WHAT, "metadata_percent", &r.metadata_percent)?,
+                thin_id,
+                active: r.lv_active == "active",
+                tags: tags(&r.lv_tags),
+                name: r.lv_name,
+                vg: r.vg_name,
+                attr: r.lv_attr,
+                segtype: r.segtype,
+                pool_lv: r.pool_lv,
+                origin: r.origin,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Parses `vgs --reportformat json --units b --nosuffix -o` [`VGS_FIELDS`].
+pub fn parse_vgs(json: &str) -> Result<Vec<Vg>> {
+    const WHAT: &str = "vgs JSON report";
+    let mut out = Vec::new();
+    for section in report::<VgSection>(WHAT, json)? {
+        for r in section.vg {
+            out.push(Vg {
+                size: number(WHAT, "vg_size", &r.vg_size)?,
+                free: number(WHAT, "vg_free", &r.vg_free)?,
+                tags: tags(&r.vg_tags),
+                name: r.vg_name,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Parses `pvs --reportformat json --units b --nosuffix -o` [`PVS_FIELDS`].
+pub fn parse_pvs(json: &str) -> Result<Vec<Pv>> {
+    const WHAT: &str = "pvs JSON report";
+    let mut out = Vec::new();
+    for section in report::<PvSection>(WHAT, json)? {
+        for r in section.pv {
+            out.push(Pv {
+                size: number(WHAT, "pv_size", &r.pv_size)?,
+                tags: tags(&r.pv_tags),
+                name: r.pv_name,
+                vg: r.vg_name,
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg_attr(not(test), allow(dead_code))] // for the native send, not built yet
+/// A run of data blocks (in units of the pool's block size) that `thin_delta` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockRange {
+    pub begin: u64,
+    pub length: u64,
+}
+
+#[cfg_attr(not(test), allow(dead_code))] // for the native send, not built yet
+/// What `thin_delta` says about two thin devices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThinDelta {
+    /// The pool's block size in 512-byte sectors.
+    pub data_block_size: u64,
+    /// Blocks that differ, or are mapped on only one side.
+    pub changed: Vec<BlockRange>,
+}
+
+#[cfg_attr(not(test), allow(dead_code))] // for the native send, not built yet
+/// The value of attribute `name` in one XML start tag.
+fn xml_attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let needle = format!(" {name}=\"");
+    let start = tag.find(&needle)? + needle.len();
+    let len = tag[start..].find('"')?;
+    Some(&tag[start..start + len])
+}
+
+#[cfg_attr(not(test), allow(dead_code))] // for the native send, not built yet
+/// Parses `thin_delta -m` XML: `<different>`, `<left_only>` and `<right_only>` ranges are
+/// changed, `<same>` ones are not. Adjacent ranges are merged.
+pub fn parse_thin_delta(xml: &str) -> Result<ThinDelta> {
+    const WHAT: &str = "thin_delta XML";
+    let mut block_size = None;
+    let mut changed: Vec<BlockRange> = Vec::new();
+    for raw in xml.split('<').skip(1) {
+        let tag = raw.split('>').next().unwrap_or("");
+        let tag = tag.trim_end_matches('/');
+        let kind = tag.split_whitespace().next().unwrap_or("");
+        let field = |name: &str| -> Result<u64> {
+            xml_attr(tag, name)
+                .ok_or_else(|| bad(WHAT, format!("<{kind}> has no {name}")))?
+                .parse()
+                .map_err(|_| bad(WHAT, format!("<{kind}> {name} is not a number")))
+        };
+        match kind {
+            "superblock" => block_size = Some(field("data_block_size")?),
+            "different" | "left_only" | "right_only" => {
+                let r = BlockRange {
+                    begin: field("begin")?,
+                    length: field("length")?,
+                };
+                match changed.last_mut() {
+                    Some(last) if last.begin + last.length == r.begin => last.length += r.length,
+                    _ => changed.push(r),
+                }
+            }
+            _ => {}
+        }
+    }
+    let data_block_size =
+        block_size.ok_or_else(|| bad(WHAT, "no <superblock> with a data_block_size"))?;
+    if data_block_size == 0 {
+        return Err(bad(WHAT, "data_block_size is 0"));
+    }
+    Ok(ThinDelta {
+        data_block_size,
+        changed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_captured_lvs() {
+        let lvs = parse_lvs(include_str!("../../tests/fixtures/lvs-thin.json")).unwrap();
+        assert_eq!(lvs.len(), 7);
+        let pool = lvs.iter().find(|l| l.name == "pool").unwrap();
+        assert!(pool.is_thin_pool());
+        assert_eq!(pool.size, 2 << 30);
+        assert_eq!(pool.data_percent, Some(4.16));
+        assert_eq!(pool.metadata_percent, Some(12.40));
+        let snap = lvs.iter().find(|l| l.name == "snap2").unwrap();
+        assert_eq!(snap.origin, "vol");
+        assert_eq!(snap.pool_lv, "pool");
+        assert_eq!(snap.thin_id, Some(3));
+        assert!(!snap.active);
+        assert!(!snap.read_only());
+        assert_eq!(snap.data_percent, None);
+        let vol = lvs.iter().find(|l| l.name == "vol").unwrap();
+        assert!(vol.active && vol.tags.is_empty());
+        assert_eq!(vol.vg, "cairnvg");
+    }
+
+    #[test]
+    fn parses_tags_and_attrs() {
+        let json = r#"{"report":[{"lv":[{"lv_name":"x","vg_name":"g","lv_attr":"Vri---tz-k",
+            "lv_size":"1","segtype":"thin","pool_lv":"p","origin":"","data_percent":"",
+            "metadata_percent":"","thin_id":"","lv_active":"","lv_time":"","lv_uuid":"",
+            "lv_tags":"cairn,cairn-v=web,cairn-t=12"}]}]}"#;
+        let lv = &parse_lvs(json).unwrap()[0];
+        assert!(lv.read_only());
+        assert!(lv.has_tag("cairn"));
+        assert_eq!(lv.tag_value("cairn-v"), Some("web"));
+        assert_eq!(lv.tag_value("cairn-t"), Some("12"));
+        assert_eq!(lv.tag_value("cairn"), None);
+    }
+
+    #[test]
+    fn parses_captured_vgs_and_pvs() {
+        let vgs = parse_vgs(include_str!("../../tests/fixtures/vgs.json")).unwrap();
+        assert_eq!(
+            vgs,
+            vec![Vg {
+                name: "cairnvg".into(),
+                size: 4290772992,
+                free: 2134900736,
+                tags: vec![],
+            }]
+        );
+        let pvs = parse_pvs(
+            r#"{"report":[{"pv":[{"pv_name":"/dev/loop0","vg_name":"v","pv_size":"100","pv_tags":"cairn"}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(pvs[0].name, "/dev/loop0");
+        assert_eq!(pvs[0].tags, ["cairn"]);
+        assert!(parse_vgs("").unwrap().is_empty());
+        assert!(parse_lvs("{not json").is_err());
+        assert!(parse_vgs(r#"{"report":[{"vg":[{"vg_name":"a","vg_size":"x","vg_free":"1","vg_uuid":"","vg_tags":""}]}]}"#).is_err());
+    }
+
+    #[test]
+    fn parses_captured_thin_delta() {
+        let d = parse_thin_delta(include_str!("../../tests/fixtures/thin-delta.xml")).unwrap();
+        assert_eq!(d.data_block_size, 128);
+        assert_eq!(
+            d.changed,
+            [(0, 1), (9, 1), (2304, 64), (8192, 2)]
+                .map(|(begin, length)| BlockRange { begin, length })
+        );
+        let merged = parse_thin_delta(
+            r#"<superblock data_block_size="8"><diff left="1" right="2">
+            <right_only begin="0" length="2"/><different begin="2" length="3"/>
+            <left_only begin="9" length="1"/></diff></superblock>"#,
+        )
+        .unwrap();
+        assert_eq!(
+            merged.changed,
+            [
+                BlockRange {
+                    begin: 0,
+                    length: 5
+                },
+                BlockRange {
+                    begin: 9,
+                    length: 1
+                }
+            ]
+        );
+        assert!(parse_thin_delta("<diff/>").is_err());
+        assert!(parse_thin_delta(
+            r#"<superblock data_block_size="8"><different begin="x" length="1"/>"#
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,430 @@
+//! Pool operations: create (on a device, a loop file, or an existing thin pool), mount
+//! (with the clean-up of interrupted work), unmount, delete, usage.
+
+use std::path::{Path, PathBuf};
+
+use super::{cli, naming, LvmBackend};
+use crate::backend::PoolSource;
+use crate::cmd::{DMSETUP, LVM, THIN_CHECK};
+use crate::error::{Error, IoContext, Kind, Result};
+use crate::loopdev;
+use crate::mounts;
+use crate::revert::Revert;
+use crate::types::{CreateAction, DeleteAction, Usage};
+
+impl LvmBackend {
+    /// The tools and kernel support every pool operation needs.
+    fn require_lvm(&self) -> Result<()> {
+        LVM.resolve()?;
+        THIN_CHECK.resolve()?;
+        cli::require_dm_thin()
+    }
+
+    fn vg_is_ours(&self, tags: &[String]) -> bool {
+        tags.iter().any(|t| t == naming::TAG) && tags.contains(&self.pool_tag)
+    }
+
+    /// `Some(true)`: our VG exists; `Some(false)`: a VG of that name that is not ours.
+    fn own_vg_state(&self) -> Result<Option<bool>> {
+        Ok(cli::vg(&self.vg)?.map(|vg| self.vg_is_ours(&vg.tags)))
+    }
+
+    fn not_ours(&self, op: &'static str) -> Error {
+        self.invalid(
+            op,
+            format!(
+                "volume group {} exists but was not made by cairn for this pool; it is left alone",
+                self.vg
+            ),
+        )
+    }
+
+    fn make_dirs(&self) -> Result<()> {
+        for d in [
+            self.mnt_root().join("volumes"),
+            self.mnt_root().join("snapshots"),
+        ] {
+            std::fs::create_dir_all(&d).ctx("create directory", &d)?;
+        }
+        Ok(())
+    }
+
+    /// pvcreate + vgcreate + the thin pool on `dev`, each undone on failure.
+    fn make_vg(&self, dev: &Path, force: bool, rv: &mut Revert<'_>) -> Result<()> {
+        let mut pv = cli::argv(["pvcreate", "-q"]);
+        if force {
+            pv.extend(cli::argv(["-ff", "-y"]));
+        }
+        pv.push(dev.into());
+        cli::lvm(&pv)?;
+        let d = dev.to_path_buf();
+        rv.add("pvremove", move || {
+            cli::lvm(&[
+                "pvremove".as_ref(),
+                "-q".as_ref(),
+                "-y".as_ref(),
+                d.as_os_str(),
+            ])
+            .map(drop)
+        });
+        let mut vg = cli::argv([
+            "vgcreate",
+            "-q",
+            "--addtag",
+            naming::TAG,
+            "--addtag",
+            &self.pool_tag,
+            &self.vg,
+        ]);
+        vg.push(dev.into());
+        cli::lvm(&vg)?;
+        let name = self.vg.clone();
+        rv.add("vgremove", move || {
+            cli::lvm(&["vgremove", "-q", "-f", &name]).map(drop)
+        });
+        // 90% of the VG: room for the metadata LV and its spare.
+        cli::lvm(&[
+            "lvcreate",
+            "-q",
+            "--type",
+            "thin-pool",
+            "-l",
+            "90%FREE",
+            "-Zy",
+            "-n",
+            &self.thin_pool,
+            "--addtag",
+            naming::TAG,
+            "--addtag",
+            &self.pool_tag,
+            &self.vg,
+        ])?;
+        // A full pool fails writes at once instead of queueing them (lvcreate refuses
+        // this option for thin pools).
+        cli::lvm(&[
+            "lvchange",
+            "-q",
+            "--errorwhenfull",
+            "y",
+            &self.lv_path(&self.thin_pool),
+        ])?;
+        Ok(())
+    }
+
+    pub(super) fn do_create_pool(&self) -> Result<CreateAction<()>> {
+        const OP: &str = "create pool";
+        self.check_source(OP)?;
+        self.require_lvm()?;
+        let action = Revert::new().run(|rv| match &self.spec.source {
+            PoolSource::Existing { name } => {
+                let lvs = cli::lvs(&self.vg)?;
+                let tp = lvs
+                    .iter()
+                    .find(|l| l.name == self.thin_pool)
+                    .ok_or_else(|| Error::not_found(Kind::Pool, name))?;
+                if !tp.is_thin_pool() {
+                    return Err(self.invalid(OP, format!("{name} is not a thin pool")));
+                }
+                if self.is_ours(tp) {
+                    return Ok(CreateAction::Identity);
+                }
+                cli::lvm(&[
+                    "lvchange",
+                    "--addtag",
+                    naming::TAG,
+                    "--addtag",
+                    &self.pool_tag,
+                    name,
+                ])?;
+                Ok(CreateAction::Created(()))
+            }
+            PoolSource::Device { path, force } => match self.own_vg_state()? {
+                Some(true) => Ok(CreateAction::Identity),
+                Some(false) => Err(self.not_ours(OP)),
+                None => {
+                    if let Some(sig) = cli::probe(path)? {
+                        if !force {
+                            return Err(self.invalid(
+                                OP,
+                                format!(
+                                    "{} holds {sig}; refusing to overwrite it (use force)",
+                                    path.display()
+                                ),
+                            ));
+                        }
+                    }
+                    self.make_vg(path, *force, rv)?;
+                    Ok(CreateAction::Created(()))
+                }
+            },
+            PoolSource::LoopFile { path, size } => {
+                if path.exists() {
+                    let attached = loopdev::find(path)?.is_some();
+                    loopdev::attach(path)?;
+                    return match self.own_vg_state()? {
+                        Some(true) => Ok(CreateAction::Identity),
+                        _ => {
+                            if !attached {
+                                loopdev::detach(path)?;
+                            }
+                            Err(self.invalid(
+                                OP,
+                                format!(
+                                    "{} exists and holds no cairn pool; refusing to overwrite it",
+                                    path.display()
+                                ),
+                            ))
+                        }
+                    };
+                }
+                if self.own_vg_state()?.is_some() {
+                    return Err(self.not_ours(OP));
+                }
+                loopdev::create_file(path, size.0)?;
+                let p = path.clone();
+                rv.add("remove loop file", move || {
+                    std::fs::remove_file(&p).ctx("remove loop file", &p)
+                });
+                let dev = loopdev::attach(path)?;
+                let p = path.clone();
+                rv.add("detach loop device", move || loopdev::detach(&p));
+                self.make_vg(&dev, false, rv)?;
+                Ok(CreateAction::Created(()))
+            }
+            PoolSource::StateDir | PoolSource::Directory { .. } => unreachable!("checked"),
+        })?;
+        if !action.is_created() {
+            self.do_mount_pool()?;
+        }
+        self.make_dirs()?;
+        Ok(action)
+    }
+
+    pub(super) fn do_mount_pool(&self) -> Result<()> {
+        const OP: &str = "mount pool";
+        self.check_source(OP)?;
+        self.require_lvm()?;
+        if let PoolSource::LoopFile { path, .. } = &self.spec.source {
+            if !path.exists() {
+                return Err(Error::not_found(Kind::Pool, &self.spec.name));
+            }
+            loopdev::attach(path)?;
+        }
+        if self.owned && self.own_vg_state()? != Some(true) {
+            return Err(self.invalid(OP, format!("volume group {} holds no cairn pool", self.vg)));
+        }
+        self.resume_suspended()?;
+        let lvs = cli::lvs(&self.vg)?;
+        let tp = self.thin_pool_lv(&lvs)?;
+        if !self.is_ours(&tp) {
+            return Err(self.invalid(OP, format!("{}/{} is not ours", self.vg, self.thin_pool)));
+        }
+        if !tp.active {
+            cli::lvm(&["lvchange", "-ay", &self.lv_path(&self.thin_pool)])?;
+        }
+        self.make_dirs()?;
+        self.clean_leftovers()
+    }
+
+    /// Resumes devices of the VG that a killed LVM command left suspended (their I/O
+    /// would hang forever).
+    fn resume_suspended(&self) -> Result<()> {
+        let prefix = naming::dm_name(&self.vg, "");
+        let out = match DMSETUP.run(&[
+            "info",
+            "-c",
+            "--noheadings",
+            "-o",
+            "name,suspended",
+            "--separator",
+            ":",
+        ]) {
+            Ok(out) => out,
+            Err(e) => {
+                tracing::warn!(error = %e, "dmsetup info failed; not checking for suspended devices");
+                return Ok(());
+            }
+        };
+        for line in out.lines() {
+            if let Some((name, state)) = line.rsplit_once(':') {
+                if name.starts_with(&prefix) && state.trim() == "Suspended" {
+                    tracing::warn!(device = name, "resuming a device left suspended");
+                    DMSETUP.run(&["resume", name])?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes LVs of interrupted operations and finishes or undoes interrupted restores.
+    fn clean_leftovers(&self) -> Result<()> {
+        let lvs = self.our_lvs()?;
+        let doomed: Vec<String> = lvs
+            .iter()
+            .filter(|l| l.has_tag(naming::TAG_INCOMPLETE))
+            .map(|l| l.name.clone())
+            .collect();
+        for name in &doomed {
+            tracing::info!(lv = %name, "removing the leftover of an interrupted operation");
+        }
+        self.remove_lvs(&doomed)?;
+        // A restore's old LV (`o-<vol>`): done if the volume exists, else undone.
+        for lv in lvs.iter().filter(|l| !doomed.contains(&l.name)) {
+            let Some(v) = lv
+                .tag_value(naming::KEY_VOLUME)
+                .and_then(naming::decode)
+                .and_then(|v| v.parse().ok())
+            else {
+                continue;
+            };
+            if lv.tag_value(naming::KEY_SNAPSHOT).is_some() || lv.name != self.restore_lv("o", &v) {
+                continue;
+            }
+            let vol = self.vol_lv(&v);
+            if lvs
+                .iter()
+                .any(|l| l.name == vol && !doomed.contains(&l.name))
+            {
+                self.remove_lvs(std::slice::from_ref(&lv.name))?;
+            } else {
+                cli::lvm(&["lvrename", &self.vg, &lv.name, &vol])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Unmounts everything under `<state_dir>/mnt`, deepest first.
+    fn unmount_all(&self) -> Result<()> {
+        let root = self.mnt_root();
+        let mut points: Vec<PathBuf> = mounts::mounts()?
+            .into_iter()
+            .map(|m| m.mount_point)
+            .filter(|p| p.starts_with(&root) && *p != root)
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        points.dedup();
+        for p in points {
+            mounts::unmount(&p)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn do_unmount_pool(&self) -> Result<()> {
+        self.check_source("unmount pool")?;
+        self.unmount_all()?;
+        if let PoolSource::LoopFile { path, .. } = &self.spec.source {
+            if !path.exists() || loopdev::find(path)?.is_none() {
+                return Ok(());
+            }
+        }
+        if self.owned {
+            if self.own_vg_state()? == Some(true) {
+                cli::lvm(&["vgchange", "-q", "-an", &self.vg])?;
+            }
+        } else {
+            let active: Vec<String> = self
+                .our_lvs()?
+                .into_iter()
+                .filter(|l| l.active && !l.is_thin_pool())
+                .map(|l| self.lv_path(&l.name))
+                .collect();
+            if !active.is_empty() {
+                let mut args = vec!["lvchange".to_string(), "-an".to_string()];
+                args.extend(active);
+                cli::lvm(&args)?;
+            }
+        }
+        if let PoolSource::LoopFile { path, .. } = &self.spec.source {
+            loopdev::detach(path)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn do_delete_pool(&self) -> Result<DeleteAction> {
+        const OP: &str = "delete pool";
+        self.check_source(OP)?;
+        let present = match &self.spec.source {
+            PoolSource::LoopFile { path, .. } => {
+                if !path.exists() {
+                    false
+                } else {
+                    self.do_mount_pool()?; // refuses a file that is not ours
+                    true
+                }
+            }
+            PoolSource::Existing { .. } => cli::lvs(&self.vg)?
+                .iter()
+                .any(|l| l.name == self.thin_pool && self.is_ours(l)),
+            _ => match self.own_vg_state()? {
+                Some(true) => true,
+                Some(false) => return Err(self.not_ours(OP)),
+                None => false,
+            },
+        };
+        if !present {
+            return Ok(DeleteAction::Identity);
+        }
+        let vols = self.do_list_volumes()?;
+        if !vols.is_empty() {
+            let names: Vec<String> = vols.iter().map(|v| v.name.to_string()).collect();
+            return Err(Error::Busy {
+                op: OP,
+                object: self.spec.name.to_string(),
+                reason: format!(
+                    "it still holds volumes ({}): delete them first",
+                    names.join(", ")
+                ),
+            });
+        }
+        self.unmount_all()?;
+        let rest: Vec<String> = self
+            .our_lvs()?
+            .into_iter()
+            .filter(|l| !l.is_thin_pool())
+            .map(|l| l.name)
+            .collect();
+        self.remove_lvs(&rest)?;
+        match &self.spec.source {
+            PoolSource::Existing { name } => {
+                cli::lvm(&[
+                    "lvchange",
+                    "--deltag",
+                    naming::TAG,
+                    "--deltag",
+                    &self.pool_tag,
+                    name,
+                ])?;
+            }
+            PoolSource::Device { .. } | PoolSource::LoopFile { .. } => {
+                let pvs = cli::pvs_of(&self.vg)?;
+                cli::lvm(&["vgremove", "-q", "-f", &self.vg])?;
+                for pv in pvs {
+                    cli::lvm(&["pvremove", "-q", "-y", &pv.name])?;
+                }
+                if let PoolSource::LoopFile { path, .. } = &self.spec.source {
+                    loopdev::detach(path)?;
+                    std::fs::remove_file(path).ctx("remove loop file", path)?;
+                }
+            }
+            PoolSource::StateDir | PoolSource::Directory { .. } => unreachable!("checked"),
+        }
+        for d in [
+            self.mnt_root().join("volumes"),
+            self.mnt_root().join("snapshots"),
+            self.mnt_root(),
+        ] {
+            let _ = std::fs::remove_dir(&d);
+        }
+        Ok(DeleteAction::Deleted)
+    }
+
+    pub(super) fn do_pool_usage(&self) -> Result<Usage> {
+        let tp = self.thin_pool_lv(&cli::lvs(&self.vg)?)?;
+        let used = (tp.size as f64 * tp.data_percent.unwrap_or(0.0) / 100.0) as u64;
+        Ok(Usage {
+            total: tp.size,
+            used,
+            free: tp.size.saturating_sub(used),
+        })
+    }
+}

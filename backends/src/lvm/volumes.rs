@@ -1,0 +1,286 @@
+//! Volumes: thin LVs with ext4, created, cloned (writable thin snapshots), renamed,
+//! mounted, measured and listed.
+
+use std::path::{Path, PathBuf};
+
+use super::parse::Lv;
+use super::{cli, created_at, naming, now_ns, LvmBackend};
+use crate::cmd::MKFS_EXT4;
+use crate::error::{Error, IoContext, Kind, Result};
+use crate::mounts;
+use crate::names::VolumeName;
+use crate::revert::Revert;
+use crate::types::{CloneSource, CreateAction, DeleteAction, Usage, VolumeInfo};
+
+/// Mount options of a live volume: the inode tables are not zeroed in the background
+/// (a thin LV reads unprovisioned blocks as zeros), so no pool space goes to it.
+const VOLUME_MOUNT_OPTIONS: &str = "noinit_itable";
+
+impl LvmBackend {
+    /// Removes an incomplete leftover of ours called `name`, so a new object can take it.
+    fn clear_leftover(&self, name: &str) -> Result<()> {
+        let left = self
+            .our_lvs()?
+            .into_iter()
+            .any(|l| l.name == name && l.has_tag(naming::TAG_INCOMPLETE));
+        if left {
+            tracing::info!(lv = name, "removing an unfinished object in the way");
+            self.remove_lvs(&[name.to_string()])?;
+        }
+        Ok(())
+    }
+
+    /// Drops the incomplete tag: the last step of building an LV.
+    pub(super) fn complete(&self, lv: &str) -> Result<()> {
+        cli::lvm(&[
+            "lvchange",
+            "--deltag",
+            naming::TAG_INCOMPLETE,
+            &self.lv_path(lv),
+        ])?;
+        Ok(())
+    }
+
+    /// Mounts `lv` at `at` unless something is mounted there.
+    pub(super) fn mount_lv(&self, lv: &Lv, at: &Path, options: &str) -> Result<()> {
+        if mounts::mount_at(at)?.is_some() {
+            return Ok(());
+        }
+        self.activate(lv)?;
+        std::fs::create_dir_all(at).ctx("create mount point", at)?;
+        mounts::mount(&self.dev(&lv.name), at, Some("ext4"), Some(options))
+    }
+
+    pub(super) fn do_create_volume(&self, name: &VolumeName) -> Result<CreateAction<()>> {
+        let lvs = self.live_lvs()?;
+        if let Ok(lv) = self.find_volume(&lvs, name) {
+            let at = self.vol_mnt(name);
+            let was_mounted = mounts::mount_at(&at)?.is_some();
+            self.mount_lv(&lv, &at, VOLUME_MOUNT_OPTIONS)?;
+            let empty = std::fs::read_dir(&at)
+                .ctx("read volume", &at)?
+                .next()
+                .is_none();
+            if !was_mounted {
+                mounts::unmount(&at)?;
+            }
+            return if empty {
+                Ok(CreateAction::Identity)
+            } else {
+                Err(Error::exists(Kind::Volume, name))
+            };
+        }
+        let lv = self.vol_lv(name);
+        self.clear_leftover(&lv)?;
+        self.check_fill("create volume", name.as_str())?;
+        let size = self.thin_pool_lv(&cli::lvs(&self.vg)?)?.size;
+        Revert::new().run(|rv| {
+            let mut args = vec![
+                "lvcreate".to_string(),
+                "-q".into(),
+                "-T".into(),
+                self.lv_path(&self.thin_pool),
+                "-V".into(),
+                format!("{size}b"),
+                "-n".into(),
+                lv.clone(),
+                "--setactivationskip".into(),
+                "n".into(),
+            ];
+            args.extend(self.tag_args(name, None, now_ns(), true));
+            cli::lvm(&args)
+                .map_err(|e| cli::typed(e, "create volume", Kind::Volume, name.as_str()))?;
+            let l = lv.clone();
+            rv.add("remove new volume", move || self.remove_lvs(&[l]));
+            let dev = self.dev(&lv);
+            MKFS_EXT4.run(&[
+                "-q".as_ref(),
+                "-F".as_ref(),
+                "-E".as_ref(),
+                "lazy_itable_init=1,lazy_journal_init=1,nodiscard".as_ref(),
+                dev.as_os_str(),
+            ])?;
+            // An empty volume is an empty directory: no lost+found (e2fsck remakes it).
+            let at = self.vol_mnt(name);
+            std::fs::create_dir_all(&at).ctx("create mount point", &at)?;
+            mounts::mount(&dev, &at, Some("ext4"), Some(VOLUME_MOUNT_OPTIONS))?;
+            let lf = at.join("lost+found");
+            let r = std::fs::remove_dir(&lf).ctx("remove", &lf);
+            mounts::unmount(&at)?;
+            r?;
+            self.complete(&lv)?;
+            Ok(CreateAction::Created(()))
+        })
+    }
+
+    pub(super) fn do_clone_volume(&self, src: CloneSource<'_>, dst: &VolumeName) -> Result<()> {
+        let lvs = self.live_lvs()?;
+        let from = match src {
+            CloneSource::Volume(v) => self.find_volume(&lvs, v)?,
+            CloneSource::Snapshot(v, s) => self.find_snapshot(&lvs, v, s)?,
+        };
+        if self.find_volume(&lvs, dst).is_ok() {
+            return Err(Error::exists(Kind::Volume, dst));
+        }
+        let lv = self.vol_lv(dst);
+        self.clear_leftover(&lv)?;
+        self.check_fill("clone volume", dst.as_str())?;
+        Revert::new().run(|rv| {
+            // One lvcreate, tagged incomplete until the end: a crash leaves nothing listed.
+            let mut args = vec![
+                "lvcreate".to_string(),
+                "-q".into(),
+                "-s".into(),
+                "-n".into(),
+                lv.clone(),
+                "--setactivationskip".into(),
+                "n".into(),
+                "-p".into(),
+                "rw".into(),
+            ];
+            args.extend(self.tag_args(dst, None, now_ns(), true));
+            args.push(self.lv_path(&from.name));
+            cli::lvm(&args)
+                .map_err(|e| cli::typed(e, "clone volume", Kind::Volume, dst.as_str()))?;
+            let l = lv.clone();
+            rv.add("remove clone", move || self.remove_lvs(&[l]));
+            self.complete(&lv)
+        })
+    }
+
+    pub(super) fn do_delete_volume(&self, name: &VolumeName) -> Result<DeleteAction> {
+        self.check_source("delete volume")?;
+        let enc = naming::encode(name.as_str());
+        let ours: Vec<Lv> = self
+            .our_lvs()?
+            .into_iter()
+            .filter(|l| !l.is_thin_pool() && l.tag_value(naming::KEY_VOLUME) == Some(&enc))
+            .collect();
+        mounts::unmount(&self.vol_mnt(name))?;
+        let snaps_dir = self.mnt_root().join("snapshots").join(name);
+        if snaps_dir.is_dir() {
+            for e in std::fs::read_dir(&snaps_dir).ctx("read directory", &snaps_dir)? {
+                let p = e.ctx("read directory", &snaps_dir)?.path();
+                mounts::unmount(&p)?;
+                let _ = std::fs::remove_dir(&p);
+            }
+            let _ = std::fs::remove_dir(&snaps_dir);
+        }
+        if ours.is_empty() {
+            return Ok(DeleteAction::Identity);
+        }
+        // Snapshots first: a crash in between leaves the volume, never orphans.
+        let (snaps, vols): (Vec<Lv>, Vec<Lv>) = ours
+            .into_iter()
+            .partition(|l| l.tag_value(naming::KEY_SNAPSHOT).is_some());
+        self.remove_lvs(&snaps.into_iter().map(|l| l.name).collect::<Vec<_>>())?;
+        self.remove_lvs(&vols.into_iter().map(|l| l.name).collect::<Vec<_>>())?;
+        let _ = std::fs::remove_dir(self.vol_mnt(name));
+        Ok(DeleteAction::Deleted)
+    }
+
+    /// Renames one LV and swaps one of its name tags.
+    pub(super) fn rename_lv(&self, from: &str, to: &str, deltag: &str, addtag: &str) -> Result<()> {
+        cli::lvm(&["lvrename", "-q", &self.vg, from, to])?;
+        cli::lvm(&[
+            "lvchange",
+            "--deltag",
+            deltag,
+            "--addtag",
+            addtag,
+            &self.lv_path(to),
+        ])?;
+        Ok(())
+    }
+
+    pub(super) fn do_rename_volume(&self, from: &VolumeName, to: &VolumeName) -> Result<()> {
+        let lvs = self.live_lvs()?;
+        let vol = self.find_volume(&lvs, from)?;
+        let enc_to = naming::encode(to.as_str());
+        if self.find_volume(&lvs, to).is_ok()
+            || lvs
+                .iter()
+                .any(|l| l.tag_value(naming::KEY_VOLUME) == Some(&enc_to))
+        {
+            return Err(Error::exists(Kind::Volume, to));
+        }
+        let snaps = self.do_list_snapshots(from)?;
+        mounts::unmount(&self.vol_mnt(from))?;
+        for s in &snaps {
+            self.do_unmount_snapshot(from, &s.name)?;
+        }
+        let (old_tag, new_tag) = (
+            naming::tag(naming::KEY_VOLUME, from.as_str()),
+            naming::tag(naming::KEY_VOLUME, to.as_str()),
+        );
+        let mut moves: Vec<(String, String)> = snaps
+            .iter()
+            .map(|s| (self.snap_lv(from, &s.name), self.snap_lv(to, &s.name)))
+            .collect();
+        moves.push((vol.name.clone(), self.vol_lv(to)));
+        Revert::new().run(|rv| {
+            for (a, b) in moves {
+                self.rename_lv(&a, &b, &old_tag, &new_tag)?;
+                let (ot, nt) = (old_tag.clone(), new_tag.clone());
+                rv.add("rename back", move || self.rename_lv(&b, &a, &nt, &ot));
+            }
+            Ok(())
+        })
+    }
+
+    pub(super) fn do_mount_volume(&self, name: &VolumeName) -> Result<PathBuf> {
+        let at = self.vol_mnt(name);
+        let lv = self.find_volume(&self.live_lvs()?, name)?;
+        self.mount_lv(&lv, &at, VOLUME_MOUNT_OPTIONS)?;
+        Ok(at)
+    }
+
+    /// `used` and `total` from the volume's filesystem; `free` the smaller of the
+    /// filesystem's and the thin pool's free space.
+    pub(super) fn do_volume_usage(&self, name: &VolumeName) -> Result<Usage> {
+        let at = self.vol_mnt(name);
+        let lv = self.find_volume(&self.live_lvs()?, name)?;
+        let was_mounted = mounts::mount_at(&at)?.is_some();
+        self.mount_lv(&lv, &at, VOLUME_MOUNT_OPTIONS)?;
+        let st = nix::sys::statvfs::statvfs(&at).ctx("statvfs", &at);
+        if !was_mounted {
+            mounts::unmount(&at)?;
+        }
+        let st = st?;
+        let frsize = st.fragment_size() as u64;
+        let total = st.blocks() as u64 * frsize;
+        let used = total.saturating_sub(st.blocks_free() as u64 * frsize);
+        let fs_free = st.blocks_available() as u64 * frsize;
+        let pool_free = self.do_pool_usage()?.free;
+        Ok(Usage {
+            total,
+            used,
+            free: fs_free.min(pool_free),
+        })
+    }
+
+    pub(super) fn do_list_volumes(&self) -> Result<Vec<VolumeInfo>> {
+        let mut out = Vec::new();
+        for lv in self.live_lvs()? {
+            if lv.tag_value(naming::KEY_SNAPSHOT).is_some() {
+                continue;
+            }
+            let Some(name) = lv
+                .tag_value(naming::KEY_VOLUME)
+                .and_then(naming::decode)
+                .and_then(|n| n.parse::<VolumeName>().ok())
+            else {
+                continue;
+            };
+            // Only the LV that has the volume's name (not a restore's old or new one).
+            if lv.name == self.vol_lv(&name) {
+                out.push(VolumeInfo {
+                    created_at: created_at(&lv),
+                    name,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+}
