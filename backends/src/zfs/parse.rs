@@ -154,7 +154,7 @@ pub struct StreamHeader {
     pub from_guid: Option<u64>,
 }
 
-const DMU_BACKUP_MAGIC: u64 = 0x2F5bacbac;
+const DMU_BACKUP_MAGIC: u64 = 0x2F5BACBAC;
 
 /// Parses the `dmu_replay_record` at the start of a stream: `drr_type` (0 = BEGIN),
 /// payload length, then `drr_begin`: magic, versioninfo, creation time, objset type and

@@ -216,10 +216,27 @@ fn synthetic_small(r: &std::path::Path) {
     }
 }
 
+/// Writes noise over `len` bytes at `at`; false at ENOSPC.
+fn write_over(f: &std::fs::File, at: u64, len: u64) -> bool {
+    use std::os::unix::fs::FileExt;
+    let chunk = noise(1 << 20, at);
+    let mut off = 0;
+    while off < len {
+        let n = (len - off).min(chunk.len() as u64) as usize;
+        if f.write_all_at(&chunk[..n], at + off).is_err() {
+            return false;
+        }
+        off += n as u64;
+    }
+    true
+}
+
 /// Allocates a file until about `leave` bytes are free on its filesystem.
 fn fill(p: &std::path::Path, leave: u64) {
     let f = std::fs::File::create(p).unwrap();
     let mut size = 0u64;
+    // ZFS's fallocate only records the size and reserves nothing: there, write instead.
+    let mut write_only = false;
     loop {
         let avail = fs_avail(p.parent().unwrap());
         if avail <= leave + (1 << 20) {
@@ -227,6 +244,14 @@ fn fill(p: &std::path::Path, leave: u64) {
         }
         let step = (avail - leave).min(256 << 20);
         let step = step - step % 4096;
+        if write_only {
+            if !write_over(&f, size, step.min(32 << 20)) {
+                break;
+            }
+            size += step.min(32 << 20);
+            f.sync_all().unwrap();
+            continue;
+        }
         let r = nix::fcntl::fallocate(
             &f,
             nix::fcntl::FallocateFlags::empty(),
@@ -234,7 +259,14 @@ fn fill(p: &std::path::Path, leave: u64) {
             step as i64,
         );
         match r {
-            Ok(()) => size += step,
+            Ok(()) => {
+                if fs_avail(p.parent().unwrap()) + step / 2 > avail {
+                    write_only = true;
+                    f.set_len(size).unwrap();
+                    continue;
+                }
+                size += step;
+            }
             Err(nix::errno::Errno::ENOSPC) if step > (4 << 20) => {
                 // Metadata overhead: ask for less.
                 let half = step / 2;

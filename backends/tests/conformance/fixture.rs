@@ -21,6 +21,8 @@ pub enum Tier {
     LoopDirXfs,
     /// The btrfs driver on a loop file it creates itself.
     LoopBtrfs,
+    /// The zfs driver on file vdevs it creates itself (in the test VM).
+    VmZfs,
 }
 
 impl Tier {
@@ -28,6 +30,7 @@ impl Tier {
         match self {
             Tier::Dir | Tier::LoopDirXfs => DriverKind::Dir,
             Tier::LoopBtrfs => DriverKind::Btrfs,
+            Tier::VmZfs => DriverKind::Zfs,
         }
     }
 
@@ -36,6 +39,7 @@ impl Tier {
             Tier::Dir => &[Req::Root],
             Tier::LoopDirXfs => &[Req::Root, Req::Loop, Req::Xfs],
             Tier::LoopBtrfs => &[Req::Root, Req::Loop, Req::Btrfs],
+            Tier::VmZfs => &[Req::Zfs, Req::Root],
         }
     }
 }
@@ -101,7 +105,7 @@ impl Fixture {
                 std::fs::create_dir_all(&path).unwrap();
                 PoolSource::Directory { path }
             }
-            Tier::LoopBtrfs => PoolSource::LoopFile {
+            Tier::LoopBtrfs | Tier::VmZfs => PoolSource::LoopFile {
                 path: self.root.join(format!("{label}.img")),
                 size: Bytes(2 << 30),
             },
@@ -128,7 +132,7 @@ impl Fixture {
                 std::fs::create_dir_all(&path).unwrap();
                 spec_for(&self.root, label, PoolSource::Directory { path })
             }
-            Tier::LoopBtrfs => spec_for(
+            Tier::LoopBtrfs | Tier::VmZfs => spec_for(
                 &self.root,
                 label,
                 PoolSource::LoopFile {

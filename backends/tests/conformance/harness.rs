@@ -17,6 +17,8 @@ pub enum Req {
     Xfs,
     /// The Debian test image and `tar`/`zstd` to unpack it.
     Image,
+    /// ZFS: the zfs module loaded (`/dev/zfs`) and zfsutils-linux installed.
+    Zfs,
 }
 
 impl Req {
@@ -27,6 +29,7 @@ impl Req {
             Req::Btrfs => "btrfs",
             Req::Xfs => "xfs",
             Req::Image => "image",
+            Req::Zfs => "zfs",
         }
     }
 
@@ -41,6 +44,16 @@ impl Req {
                 kernel_fs_missing("btrfs").or_else(|| tool_missing("mkfs.btrfs", "btrfs-progs"))
             }
             Req::Xfs => kernel_fs_missing("xfs").or_else(|| tool_missing("mkfs.xfs", "xfsprogs")),
+            Req::Zfs => tool_missing("zfs", "zfsutils-linux").or_else(|| {
+                if !Path::new("/dev/zfs").exists() {
+                    let _ = std::process::Command::new("modprobe")
+                        .arg("zfs")
+                        .stderr(std::process::Stdio::null())
+                        .status();
+                }
+                (!Path::new("/dev/zfs").exists())
+                    .then(|| "no /dev/zfs: the zfs module is not loaded (zfs-dkms)".into())
+            }),
             Req::Image => {
                 let img = image_path();
                 if !img.is_file() {
