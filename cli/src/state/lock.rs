@@ -11,6 +11,8 @@ use super::error::{Error, Result};
 /// What kind of object a lock protects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LockKind {
+    /// The database itself, held only while a process opens and migrates it.
+    Database,
     Pool,
     Image,
     Container,
@@ -19,6 +21,7 @@ pub enum LockKind {
 impl LockKind {
     fn as_str(self) -> &'static str {
         match self {
+            LockKind::Database => "database",
             LockKind::Pool => "pool",
             LockKind::Image => "image",
             LockKind::Container => "container",

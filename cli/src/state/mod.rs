@@ -6,7 +6,8 @@
 //! creation times); the database records what the storage cannot: which pool a container
 //! lives in, the image it came from, image aliases and metadata, snapshot labels.
 //!
-//! Locking: SQLite serialises writers itself (busy timeout 30 s). Work that touches the
+//! Locking: SQLite serialises writers itself (busy timeout 30 s); opening the database
+//! (WAL switch, migrations) is serialised by the `database` lock. Work that touches the
 //! storage and the database together holds an exclusive [`ObjectLock`] on every object it
 //! changes, taken in a fixed order (pool, then image, then containers by name), so two
 //! `cairn` processes never interleave on one object.
@@ -55,6 +56,14 @@ impl Store {
                 source,
             })?;
         }
+        // Switching to WAL and migrating take locks SQLite does not wait for (a busy
+        // `journal_mode` change fails at once): one process at a time opens the database.
+        let _open_lock = ObjectLock::acquire(
+            &dir.join("locks"),
+            LockKind::Database,
+            "cairn.db",
+            LockMode::Exclusive,
+        )?;
         let db = dir.join("cairn.db");
         let conn = Connection::open(&db).map_err(|e| Error::db("open", e))?;
         conn.busy_timeout(Duration::from_secs(30))
