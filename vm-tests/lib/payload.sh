@@ -27,7 +27,7 @@ payload_image() {
 }
 
 # Builds the test binary of package $2, target $3 (lib | test:NAME) with
-# `cargo test --no-run`, ships it and its libraries into payload $1, and prints
+# `cargo test --profile vm --no-run` (optimized: TCG is slow), ships it and its libraries into payload $1, and prints
 # "<binary name in payload> <package directory>". Build output goes to log $4.
 payload_cargo_test() {
   local dir=$1 package=$2 target=$3 logfile=$4
@@ -45,7 +45,7 @@ payload_cargo_test() {
   esac
   local artifact
   artifact=$(cd "$WORKSPACE_DIR" &&
-    cargo test -p "$package" "${select[@]}" --no-run --message-format=json \
+    cargo test --profile vm -p "$package" "${select[@]}" --no-run --message-format=json \
       2>"$logfile" | jq -c "select(.reason == \"compiler-artifact\" and .profile.test
         and .executable != null and ($jqsel))" | tail -n1) || true
   [[ -n $artifact ]] || { log "cargo built no test binary for $package $target"; return 1; }

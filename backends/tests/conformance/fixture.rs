@@ -21,6 +21,8 @@ pub enum Tier {
     LoopDirXfs,
     /// The btrfs driver on a loop file it creates itself.
     LoopBtrfs,
+    /// The LVM thin driver on loop files it creates itself (in the test VM).
+    VmLvm,
     /// The zfs driver on file vdevs it creates itself (in the test VM).
     VmZfs,
 }
@@ -30,6 +32,7 @@ impl Tier {
         match self {
             Tier::Dir | Tier::LoopDirXfs => DriverKind::Dir,
             Tier::LoopBtrfs => DriverKind::Btrfs,
+            Tier::VmLvm => DriverKind::LvmThin,
             Tier::VmZfs => DriverKind::Zfs,
         }
     }
@@ -39,6 +42,7 @@ impl Tier {
             Tier::Dir => &[Req::Root],
             Tier::LoopDirXfs => &[Req::Root, Req::Loop, Req::Xfs],
             Tier::LoopBtrfs => &[Req::Root, Req::Loop, Req::Btrfs],
+            Tier::VmLvm => &[Req::Lvm, Req::Root, Req::Loop],
             Tier::VmZfs => &[Req::Zfs, Req::Root],
         }
     }
@@ -105,7 +109,7 @@ impl Fixture {
                 std::fs::create_dir_all(&path).unwrap();
                 PoolSource::Directory { path }
             }
-            Tier::LoopBtrfs | Tier::VmZfs => PoolSource::LoopFile {
+            Tier::LoopBtrfs | Tier::VmLvm | Tier::VmZfs => PoolSource::LoopFile {
                 path: self.root.join(format!("{label}.img")),
                 size: Bytes(2 << 30),
             },
@@ -132,7 +136,7 @@ impl Fixture {
                 std::fs::create_dir_all(&path).unwrap();
                 spec_for(&self.root, label, PoolSource::Directory { path })
             }
-            Tier::LoopBtrfs | Tier::VmZfs => spec_for(
+            Tier::LoopBtrfs | Tier::VmLvm | Tier::VmZfs => spec_for(
                 &self.root,
                 label,
                 PoolSource::LoopFile {

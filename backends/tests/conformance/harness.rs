@@ -17,6 +17,8 @@ pub enum Req {
     Xfs,
     /// The Debian test image and `tar`/`zstd` to unpack it.
     Image,
+    /// LVM thin provisioning: dm-thin-pool in the kernel, lvm2 and thin-provisioning-tools.
+    Lvm,
     /// ZFS: the zfs module loaded (`/dev/zfs`) and zfsutils-linux installed.
     Zfs,
 }
@@ -29,6 +31,7 @@ impl Req {
             Req::Btrfs => "btrfs",
             Req::Xfs => "xfs",
             Req::Image => "image",
+            Req::Lvm => "lvm",
             Req::Zfs => "zfs",
         }
     }
@@ -44,6 +47,13 @@ impl Req {
                 kernel_fs_missing("btrfs").or_else(|| tool_missing("mkfs.btrfs", "btrfs-progs"))
             }
             Req::Xfs => kernel_fs_missing("xfs").or_else(|| tool_missing("mkfs.xfs", "xfsprogs")),
+            Req::Lvm => tool_missing("lvm", "lvm2")
+                .or_else(|| tool_missing("thin_check", "thin-provisioning-tools"))
+                .or_else(|| {
+                    cairn_backends::lvm::require_dm_thin()
+                        .err()
+                        .map(|e| e.to_string())
+                }),
             Req::Zfs => tool_missing("zfs", "zfsutils-linux").or_else(|| {
                 if !Path::new("/dev/zfs").exists() {
                     let _ = std::process::Command::new("modprobe")
@@ -99,7 +109,14 @@ fn kernel_fs_missing(fs: &str) -> Option<String> {
 
 /// True if every requirement is met. Otherwise prints `SKIP <test>: <why>` and returns
 /// false, or panics if `CAIRN_REQUIRE` names a missing requirement.
+/// In the test VM (`CAIRN_REQUIRE=vm`) every requirement of a `vm_*` test is required.
 pub fn require(test: &str, reqs: &[Req]) -> bool {
-    reqs.iter()
-        .all(|r| cairn_backends::testing::require(test, r.name(), r.missing()))
+    let in_vm = test.starts_with("vm_")
+        && cairn_backends::testing::declared()
+            .iter()
+            .any(|d| d == "vm");
+    reqs.iter().all(|r| {
+        let name = if in_vm { "vm" } else { r.name() };
+        cairn_backends::testing::require(test, name, r.missing())
+    })
 }

@@ -52,6 +52,7 @@ macro_rules! tier {
 tier!(dir, crate::fixture::Tier::Dir);
 tier!(loop_dir_xfs, crate::fixture::Tier::LoopDirXfs);
 tier!(loop_btrfs, crate::fixture::Tier::LoopBtrfs);
+tier!(vm_lvm, crate::fixture::Tier::VmLvm);
 tier!(vm_zfs, crate::fixture::Tier::VmZfs);
 
 /// Not a test: the body of the child process `crash::kill9_leaves_no_half_object` kills.
