@@ -184,6 +184,19 @@ pub trait Backend: Send + Sync {
     /// Undoes `mount_snapshot`. Idempotent.
     fn unmount_snapshot(&self, volume: &VolumeName, snap: &SnapshotName) -> Result<()>;
 
+    /// What changed from `from` to `to` (a snapshot or the live state) of the volume:
+    /// every added, modified and deleted path, in tree order ([`crate::diff`]). Read-only.
+    /// The default walks both trees ([`crate::diff::walk`]); drivers with a cheaper
+    /// source of the same answer override it. `NotFound` for a missing snapshot.
+    fn diff(
+        &self,
+        volume: &VolumeName,
+        from: crate::diff::DiffSide<'_>,
+        to: crate::diff::DiffSide<'_>,
+    ) -> Result<crate::diff::TreeDiff> {
+        crate::diff::walk_backend(self, volume, from, to)
+    }
+
     // ---- native send/receive ----
 
     /// Writes a driver-native stream of `snap` to `out`: full, or incremental against

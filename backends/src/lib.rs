@@ -26,6 +26,8 @@
 //! - **Names** are parsed once into [`PoolName`], [`VolumeName`], [`SnapshotName`].
 //! - **Capabilities** ([`Capabilities`]) say what a driver can do; what it cannot do
 //!   returns [`Error::NotSupported`].
+//! - **Diff** ([`Backend::diff`], [`diff`]) walks both trees unless the driver has a
+//!   faster way (btrfs: `send --no-data`); both give the same answer.
 //!
 //! ## Tests
 //! `tests/conformance/` is one suite run against every driver: unit tests run anywhere,
@@ -35,6 +37,7 @@ pub mod backend;
 pub mod btrfs;
 pub mod cmd;
 pub mod copy;
+pub mod diff;
 pub mod dir;
 pub mod error;
 pub mod layout;

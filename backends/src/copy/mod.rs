@@ -13,7 +13,7 @@
 //! removed before the error is returned; ENOSPC surfaces as [`Error::NoSpace`].
 
 mod file;
-mod meta;
+pub(crate) mod meta;
 #[cfg(test)]
 mod tests;
 
@@ -85,6 +85,7 @@ pub fn copy_tree(src: &Path, dst: &Path, mode: CopyMode) -> Result<CopyStats> {
             stats: CopyStats::default(),
             links: HashMap::new(),
             dst_root: dst_root.try_clone().ctx("dup", dst)?,
+            link_prefix: PathBuf::new(),
         };
         let dir = nix::dir::Dir::from_fd(OwnedFd::from(src_root)).ctx("read directory", src)?;
         w.copy_dir(dir, dst_root.as_raw_fd(), &mut PathBuf::new())?;
@@ -112,6 +113,8 @@ struct Walker<'a> {
     /// Source `(dev, ino)` of multiply-linked inodes → destination path relative to `dst`.
     links: HashMap<(u64, u64), CString>,
     dst_root: OwnedFd,
+    /// Where `rel` lies under `dst_root` (empty for a whole-tree copy).
+    link_prefix: PathBuf,
 }
 
 impl Walker<'_> {
@@ -218,11 +221,95 @@ impl Walker<'_> {
             }
         }
         if kind != libc::S_IFDIR && st.st_nlink > 1 {
-            let path =
-                meta::cstr(rel.as_os_str()).map_err(|e| self.dst_err("hard link", rel, e))?;
+            let path = meta::cstr(self.link_prefix.join(&*rel).as_os_str())
+                .map_err(|e| self.dst_err("hard link", rel, e))?;
             self.links.insert((st.st_dev, st.st_ino), path);
         }
         Ok(())
+    }
+}
+
+/// Exact copies of single entries of one tree into directories of another, hard links
+/// shared among everything one copier copies (a name linked to an inode copied earlier
+/// becomes a hard link to that copy). For `cairn restore --path`.
+pub struct EntryCopier {
+    dst_root: OwnedFd,
+    dst_root_path: PathBuf,
+    mode: CopyMode,
+    reflink: file::Reflink,
+    links: HashMap<(u64, u64), CString>,
+    stats: CopyStats,
+}
+
+impl EntryCopier {
+    /// A copier into the tree at `dst_root`.
+    pub fn new(dst_root: &Path, mode: CopyMode) -> Result<EntryCopier> {
+        let fd: OwnedFd = std::fs::File::options()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .open(dst_root)
+            .ctx("open copy destination", dst_root)?
+            .into();
+        Ok(EntryCopier {
+            dst_root: fd,
+            dst_root_path: dst_root.to_path_buf(),
+            mode,
+            reflink: file::Reflink::Try,
+            links: HashMap::new(),
+            stats: CopyStats::default(),
+        })
+    }
+
+    /// Copies the entry `name` of the directory `src_dir` (not following it), whole, into
+    /// the directory `dst_dir`, which is `dst_rel` under the destination root and must not
+    /// hold `name`. Not atomic: on error the partial entry is left for the caller, who
+    /// copies into a directory of its own and removes it.
+    pub fn copy(
+        &mut self,
+        src_dir: &Path,
+        name: &std::ffi::OsStr,
+        dst_dir: &Path,
+        dst_rel: &Path,
+    ) -> Result<()> {
+        let open_dir = |p: &Path, op| -> Result<OwnedFd> {
+            Ok(std::fs::File::options()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+                .open(p)
+                .ctx(op, p)?
+                .into())
+        };
+        let sdir = open_dir(src_dir, "open copy source")?;
+        let ddir = open_dir(dst_dir, "open copy destination")?;
+        let cname = meta::cstr(name).ctx("copy", src_dir.join(name))?;
+        let mut w = Walker {
+            src: src_dir,
+            dst: dst_dir,
+            mode: self.mode,
+            reflink: self.reflink,
+            stats: CopyStats::default(),
+            links: std::mem::take(&mut self.links),
+            dst_root: self.dst_root.try_clone().ctx("dup", &self.dst_root_path)?,
+            link_prefix: dst_rel.to_path_buf(),
+        };
+        let mut rel = PathBuf::from(name);
+        let r = w.copy_entry(sdir.as_raw_fd(), ddir.as_raw_fd(), &cname, &mut rel);
+        self.links = w.links;
+        self.reflink = w.reflink;
+        let s = w.stats;
+        self.stats.dirs += s.dirs;
+        self.stats.files += s.files;
+        self.stats.symlinks += s.symlinks;
+        self.stats.specials += s.specials;
+        self.stats.hardlinks += s.hardlinks;
+        self.stats.bytes += s.bytes;
+        self.stats.reflinked += s.reflinked;
+        r
+    }
+
+    /// What the copier has copied so far.
+    pub fn stats(&self) -> CopyStats {
+        self.stats
     }
 }
 

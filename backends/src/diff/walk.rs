@@ -1,0 +1,361 @@
+//! The generic diff: both trees walked together, one directory pair at a time, names
+//! merged in sorted order, every name resolved with `*at()` and never followed.
+
+use std::ffi::{CStr, CString, OsStr};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::compare::{At, Comparer};
+use super::send_stream::Candidates;
+use super::{Change, EntryType, Method, Status, TreeDiff, What};
+use crate::copy::meta;
+use crate::error::{Error, Result};
+
+/// Every difference from the tree at `a` to the tree at `b` (both directories).
+pub fn walk(a: &Path, b: &Path) -> Result<TreeDiff> {
+    let mut w = Walker::new(a, b);
+    let (ra, rb) = (open_root(a)?, open_root(b)?);
+    let mut rel = PathBuf::new();
+    w.pair(At::Root(ra.as_raw_fd()), At::Root(rb.as_raw_fd()), &mut rel)?;
+    w.dirs(ra.as_raw_fd(), rb.as_raw_fd(), &mut rel)?;
+    Ok(w.finish(Method::Walk))
+}
+
+/// The differences from `a` to `b` at the paths `c` names (each path alone, or with
+/// everything under it when `c` says so, or when it is a directory on one side only).
+/// Paths present in neither tree are skipped. Same comparison as [`walk`].
+pub fn compare_paths(a: &Path, b: &Path, c: &Candidates) -> Result<TreeDiff> {
+    let mut w = Walker::new(a, b);
+    let (ra, rb) = (open_root(a)?, open_root(b)?);
+    let mut covered: Vec<PathBuf> = Vec::new();
+    for (path, subtree) in &c.paths {
+        if covered.iter().any(|d| path.starts_with(d)) {
+            continue;
+        }
+        let mut rel = path.clone();
+        if path.as_os_str().is_empty() {
+            w.pair(At::Root(ra.as_raw_fd()), At::Root(rb.as_raw_fd()), &mut rel)?;
+            if *subtree {
+                w.dirs(ra.as_raw_fd(), rb.as_raw_fd(), &mut rel)?;
+                covered.push(path.clone());
+            }
+            continue;
+        }
+        let name = meta::cstr(path.file_name().expect("a non-root path has a name"))
+            .map_err(|e| Error::io("compare", a.join(path), e))?;
+        let parent = path.parent().unwrap_or(Path::new(""));
+        let pa = open_dir_below(ra.as_raw_fd(), parent)
+            .map_err(|e| Error::io("open", a.join(parent), e))?;
+        let pb = open_dir_below(rb.as_raw_fd(), parent)
+            .map_err(|e| Error::io("open", b.join(parent), e))?;
+        let sa = match &pa {
+            Some(d) => {
+                stat_opt(d.as_raw_fd(), &name).map_err(|e| Error::io("stat", a.join(path), e))?
+            }
+            None => None,
+        };
+        let sb = match &pb {
+            Some(d) => {
+                stat_opt(d.as_raw_fd(), &name).map_err(|e| Error::io("stat", b.join(path), e))?
+            }
+            None => None,
+        };
+        match (pa, sa, pb, sb) {
+            (Some(da), Some(_), Some(db), Some(_)) => {
+                let both_dirs = w.pair(
+                    At::Name(da.as_raw_fd(), &name),
+                    At::Name(db.as_raw_fd(), &name),
+                    &mut rel,
+                )?;
+                if *subtree && both_dirs {
+                    let fa =
+                        meta::open_at(da.as_raw_fd(), &name, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+                            .map_err(|e| Error::io("open", a.join(path), e))?;
+                    let fb =
+                        meta::open_at(db.as_raw_fd(), &name, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+                            .map_err(|e| Error::io("open", b.join(path), e))?;
+                    w.dirs(fa.as_raw_fd(), fb.as_raw_fd(), &mut rel)?;
+                    covered.push(path.clone());
+                }
+            }
+            (Some(da), Some(_), _, _) => {
+                w.one_side(
+                    da.as_raw_fd(),
+                    &name,
+                    None,
+                    Status::Deleted,
+                    &mut parent.to_path_buf(),
+                )?;
+                covered.push(path.clone());
+            }
+            (_, _, Some(db), Some(_)) => {
+                w.one_side(
+                    db.as_raw_fd(),
+                    &name,
+                    None,
+                    Status::Added,
+                    &mut parent.to_path_buf(),
+                )?;
+                covered.push(path.clone());
+            }
+            _ => {}
+        }
+    }
+    let mut d = w.finish(Method::BtrfsSend);
+    d.changes.sort_by(|x, y| x.path.cmp(&y.path));
+    d.changes.dedup_by(|x, y| x.path == y.path);
+    Ok(d)
+}
+
+fn open_root(p: &Path) -> Result<OwnedFd> {
+    let c = meta::cstr(p.as_os_str()).map_err(|e| Error::io("open", p, e))?;
+    meta::open_at(libc::AT_FDCWD, &c, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+        .map_err(|e| Error::io("open tree to compare", p, e))
+}
+
+/// Opens the directory `rel` under `root` one component at a time, never following a
+/// symlink. `None` when a component is missing or is not a directory.
+pub(crate) fn open_dir_below(root: RawFd, rel: &Path) -> io::Result<Option<OwnedFd>> {
+    let mut cur = meta::open_at(root, c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+    for comp in rel.components() {
+        let name = meta::cstr(comp.as_os_str())?;
+        match meta::open_at(
+            cur.as_raw_fd(),
+            &name,
+            libc::O_RDONLY | libc::O_DIRECTORY,
+            0,
+        ) {
+            Ok(fd) => cur = fd,
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP)
+                ) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some(cur))
+}
+
+fn stat_opt(dir: RawFd, name: &CStr) -> io::Result<Option<libc::stat64>> {
+    match meta::stat_at(dir, name) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn stat(at: At<'_>) -> io::Result<libc::stat64> {
+    match at {
+        At::Name(dir, name) => meta::stat_at(dir, name),
+        // SAFETY: the walker holds the fd open.
+        At::Root(fd) => meta::fstat(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }),
+    }
+}
+
+/// The entries of a directory (not `.`/`..`), sorted by name, with the type `getdents`
+/// gives when it gives one.
+fn list(dir: RawFd) -> io::Result<Vec<(CString, Option<EntryType>)>> {
+    let fd = meta::open_at(dir, c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+    let mut d = nix::dir::Dir::from_fd(fd).map_err(io::Error::from)?;
+    let mut out = Vec::new();
+    for e in d.iter() {
+        let e = e.map_err(io::Error::from)?;
+        let n = e.file_name();
+        if n.to_bytes() == b"." || n.to_bytes() == b".." {
+            continue;
+        }
+        use nix::dir::Type;
+        let t = e.file_type().map(|t| match t {
+            Type::Directory => EntryType::Dir,
+            Type::Symlink => EntryType::Symlink,
+            Type::CharacterDevice | Type::BlockDevice => EntryType::Device,
+            Type::Fifo => EntryType::Fifo,
+            Type::Socket => EntryType::Socket,
+            Type::File => EntryType::File,
+        });
+        out.push((n.to_owned(), t));
+    }
+    out.sort_unstable_by(|x, y| x.0.cmp(&y.0));
+    Ok(out)
+}
+
+struct Walker<'a> {
+    a: &'a Path,
+    b: &'a Path,
+    cmp: Comparer,
+    out: Vec<Change>,
+}
+
+impl<'a> Walker<'a> {
+    fn new(a: &'a Path, b: &'a Path) -> Self {
+        Walker {
+            a,
+            b,
+            cmp: Comparer::default(),
+            out: Vec::new(),
+        }
+    }
+
+    fn finish(self, method: Method) -> TreeDiff {
+        TreeDiff {
+            changes: self.out,
+            method,
+            hashed: self.cmp.hashed,
+        }
+    }
+
+    fn err(&self, op: &'static str, second: bool, rel: &Path, e: io::Error) -> Error {
+        let root = if second { self.b } else { self.a };
+        Error::io(op, root.join(rel), e)
+    }
+
+    /// Compares the path `rel`, present on both sides; records a change and, where the
+    /// type changed, the subtree of the side that is a directory. Returns whether both
+    /// are directories (so the caller may descend).
+    fn pair(&mut self, a: At<'_>, b: At<'_>, rel: &mut PathBuf) -> Result<bool> {
+        let sa = stat(a).map_err(|e| self.err("stat", false, rel, e))?;
+        let sb = stat(b).map_err(|e| self.err("stat", true, rel, e))?;
+        let changes = self
+            .cmp
+            .changes(a, &sa, b, &sb)
+            .map_err(|(op, second, e)| self.err(op, second, rel, e))?;
+        let (ta, tb) = (
+            EntryType::of_mode(sa.st_mode),
+            EntryType::of_mode(sb.st_mode),
+        );
+        if !changes.is_empty() {
+            self.out.push(Change {
+                path: rel.clone(),
+                status: Status::Modified,
+                kind: tb,
+                old_type: (ta != tb).then_some(ta),
+                changes: changes.clone(),
+            });
+        }
+        if changes.contains(&What::Type) {
+            for (at, t, status) in [(a, ta, Status::Deleted), (b, tb, Status::Added)] {
+                if t == EntryType::Dir {
+                    let fd = match at {
+                        At::Name(dir, name) => {
+                            meta::open_at(dir, name, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+                        }
+                        At::Root(fd) => {
+                            meta::open_at(fd, c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)
+                        }
+                    }
+                    .map_err(|e| self.err("open", status == Status::Added, rel, e))?;
+                    self.subtree(fd.as_raw_fd(), status, rel)?;
+                }
+            }
+            return Ok(false);
+        }
+        Ok(ta == EntryType::Dir && tb == EntryType::Dir)
+    }
+
+    /// Merges the entries of two directories that stand at `rel` on each side.
+    fn dirs(&mut self, da: RawFd, db: RawFd, rel: &mut PathBuf) -> Result<()> {
+        let la = list(da).map_err(|e| self.err("read directory", false, rel, e))?;
+        let lb = list(db).map_err(|e| self.err("read directory", true, rel, e))?;
+        let (mut i, mut j) = (0, 0);
+        while i < la.len() || j < lb.len() {
+            let ord = match (la.get(i), lb.get(j)) {
+                (Some(x), Some(y)) => x.0.cmp(&y.0),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                _ => std::cmp::Ordering::Greater,
+            };
+            match ord {
+                std::cmp::Ordering::Less => {
+                    let (n, t) = &la[i];
+                    self.one_side(da, n, *t, Status::Deleted, rel)?;
+                    i += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    let (n, t) = &lb[j];
+                    self.one_side(db, n, *t, Status::Added, rel)?;
+                    j += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    let n = &la[i].0;
+                    rel.push(OsStr::from_bytes(n.to_bytes()));
+                    let r = self.pair_and_descend(da, db, n, rel);
+                    rel.pop();
+                    r?;
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn pair_and_descend(
+        &mut self,
+        da: RawFd,
+        db: RawFd,
+        n: &CStr,
+        rel: &mut PathBuf,
+    ) -> Result<()> {
+        if self.pair(At::Name(da, n), At::Name(db, n), rel)? {
+            let flags = libc::O_RDONLY | libc::O_DIRECTORY;
+            let fa = meta::open_at(da, n, flags, 0).map_err(|e| self.err("open", false, rel, e))?;
+            let fb = meta::open_at(db, n, flags, 0).map_err(|e| self.err("open", true, rel, e))?;
+            self.dirs(fa.as_raw_fd(), fb.as_raw_fd(), rel)?;
+        }
+        Ok(())
+    }
+
+    /// Records `name` in `dir` (relative to `rel`'s directory) as added or deleted, and
+    /// everything under it.
+    fn one_side(
+        &mut self,
+        dir: RawFd,
+        name: &CStr,
+        kind: Option<EntryType>,
+        status: Status,
+        rel: &mut PathBuf,
+    ) -> Result<()> {
+        rel.push(OsStr::from_bytes(name.to_bytes()));
+        let r = (|| {
+            let second = status == Status::Added;
+            let kind = match kind {
+                Some(k) => k,
+                None => {
+                    let st =
+                        meta::stat_at(dir, name).map_err(|e| self.err("stat", second, rel, e))?;
+                    EntryType::of_mode(st.st_mode)
+                }
+            };
+            self.out.push(Change {
+                path: rel.clone(),
+                status,
+                kind,
+                old_type: None,
+                changes: Vec::new(),
+            });
+            if kind == EntryType::Dir {
+                let fd = meta::open_at(dir, name, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+                    .map_err(|e| self.err("open", second, rel, e))?;
+                self.subtree(fd.as_fd().as_raw_fd(), status, rel)?;
+            }
+            Ok(())
+        })();
+        rel.pop();
+        r
+    }
+
+    /// Records every entry under the directory `dir` (at `rel`) as added or deleted.
+    fn subtree(&mut self, dir: RawFd, status: Status, rel: &mut PathBuf) -> Result<()> {
+        let entries =
+            list(dir).map_err(|e| self.err("read directory", status == Status::Added, rel, e))?;
+        for (n, t) in entries {
+            self.one_side(dir, &n, t, status, rel)?;
+        }
+        Ok(())
+    }
+}
