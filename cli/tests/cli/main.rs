@@ -1,9 +1,10 @@
 //! Integration tests: the real `cairn` binary against a temporary `--state-dir`.
 //!
 //! Tests that need root or the shared image print `SKIP <why>` and pass, unless
-//! `CAIRN_REQUIRE` (comma-separated: `root`, `image`) names the requirement; then they fail.
+//! `CAIRN_REQUIRE` (comma-separated: `root`, `image`, `debootstrap`) names the requirement; then they fail.
 
 mod bad_input;
+mod build;
 mod check;
 mod concurrency;
 mod images;

@@ -1,0 +1,67 @@
+//! `cairn image build debian/bookworm`: debootstrap from the host's Debian mirror, the
+//! image the README's demo uses on a fresh machine. Needs root and `debootstrap`
+//! (requirement `debootstrap`); takes a few minutes.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use crate::support::{require, require_root, Cairn};
+
+fn require_debootstrap() -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("debootstrap").is_file()));
+    require(
+        "debootstrap",
+        found,
+        "debootstrap is not installed (apt-get install debootstrap)",
+    )
+}
+
+#[test]
+fn image_build_makes_a_debian_rootfs_containers_start_from() {
+    if !require_root() || !require_debootstrap() {
+        return;
+    }
+    let c = Cairn::new();
+    let out = c.ok(&["image", "build", "debian/bookworm", "--alias", "bookworm"]);
+    assert!(out.contains("bookworm"), "{out}");
+
+    let images = c.json(&["image", "list"]);
+    let images = images.as_array().unwrap();
+    assert_eq!(images.len(), 1, "{images:?}");
+    let aliases = images[0]["aliases"].to_string();
+    assert!(aliases.contains("bookworm"), "{aliases}");
+
+    c.ok(&["create", "bookworm", "c1"]);
+    let info = c.json(&["info", "c1"]);
+    let rootfs = Path::new(info["rootfs"].as_str().unwrap()).to_path_buf();
+    let version = std::fs::read_to_string(rootfs.join("etc/debian_version")).unwrap();
+    assert!(
+        version.starts_with("12."),
+        "bookworm is Debian 12, got {version:?}"
+    );
+    // A minbase userland: dpkg, apt and an init-less but complete /usr, owned by root.
+    for bin in ["usr/bin/dpkg", "usr/bin/apt-get", "usr/bin/bash"] {
+        let md = std::fs::metadata(rootfs.join(bin)).unwrap();
+        assert_eq!((md.uid(), md.gid()), (0, 0), "{bin} owner");
+        assert!(md.mode() & 0o111 != 0, "{bin} is not executable");
+    }
+    let status = std::fs::read_to_string(rootfs.join("var/lib/dpkg/status")).unwrap();
+    assert!(
+        status.contains("Package: base-files"),
+        "dpkg database is empty"
+    );
+    // debootstrap's leftovers are not shipped.
+    assert!(!rootfs.join("debootstrap").exists());
+}
+
+#[test]
+fn image_build_refuses_what_it_cannot_build() {
+    let c = Cairn::new();
+    let before = c.stored();
+    let err = c.fails(&["image", "build", "ubuntu/noble"]);
+    assert!(err.contains("debian/<suite>"), "{err}");
+    let err = c.fails(&["image", "build", "debian/Book worm"]);
+    assert!(err.contains("not a Debian suite name"), "{err}");
+    assert_eq!(c.stored(), before);
+}
