@@ -187,7 +187,8 @@ pub trait Backend: Send + Sync {
     /// What changed from `from` to `to` (a snapshot or the live state) of the volume:
     /// every added, modified and deleted path, in tree order ([`crate::diff`]). Read-only.
     /// The default walks both trees ([`crate::diff::walk`]); drivers with a cheaper
-    /// source of the same answer override it. `NotFound` for a missing snapshot.
+    /// source of the same answer override it. Snapshot views it mounts are unmounted
+    /// again (`mount_snapshot` again to keep using one). `NotFound` for a missing snapshot.
     fn diff(
         &self,
         volume: &VolumeName,

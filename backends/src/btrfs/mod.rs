@@ -22,6 +22,7 @@
 //!   btrfs: the storage is the source of truth.
 
 mod create;
+mod diff;
 mod pool;
 mod send;
 mod snapshots;
@@ -198,6 +199,15 @@ impl Backend for BtrfsBackend {
 
     fn unmount_snapshot(&self, _volume: &VolumeName, _snap: &SnapshotName) -> Result<()> {
         Ok(())
+    }
+
+    fn diff(
+        &self,
+        volume: &VolumeName,
+        from: crate::diff::DiffSide<'_>,
+        to: crate::diff::DiffSide<'_>,
+    ) -> Result<crate::diff::TreeDiff> {
+        self.do_diff(volume, from, to)
     }
 
     fn send(

@@ -249,6 +249,13 @@ fn swap<'a>(
             rename_noreplace(&a, &b).ctx("put back", &b)
         });
     }
+    if in_snap {
+        // Some filesystems (xfs) touch a directory's mtime when a rename changes its `..`.
+        let md = std::fs::symlink_metadata(snap.join(p.rel())).ctx("stat", snap.join(p.rel()))?;
+        if md.is_dir() {
+            copy::set_times_like(&target, &md)?;
+        }
+    }
     if !made.iter().any(|(l, _)| *l == live_parent) {
         copy::set_times_like(&live_parent, &parent_md)?;
     }

@@ -9,6 +9,7 @@
 //! To add a backend: a `Tier` variant in `fixture.rs` and one `tier!` line here.
 
 mod crash;
+mod diff;
 mod errors;
 mod fixture;
 mod harness;
@@ -35,6 +36,7 @@ macro_rules! tier {
             errors::bad_input_is_refused,
             errors::no_space_is_clean,
             crash::kill9_leaves_no_half_object,
+            diff::diff_and_partial_restore,
         );
     };
     (@bodies $tier:ident, $kind:expr; $($m:ident :: $body:ident),* $(,)?) => {

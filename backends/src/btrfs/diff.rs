@@ -1,0 +1,87 @@
+//! `diff` the btrfs way: `btrfs send --no-data -p FROM TO` compares the two subvolumes'
+//! b-trees, skipping every node they still share, and names each path whose inode
+//! differs; only those paths are then compared ([`crate::diff::compare_paths`]). The
+//! cost follows what changed, not the size of the tree. The live state is first
+//! captured as a read-only snapshot in `.tmp/` (one ioctl), deleted afterwards.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use super::{subvol, BtrfsBackend};
+use crate::cmd::BTRFS;
+use crate::diff::{candidates, compare_paths, DiffSide, TreeDiff};
+use crate::error::{Error, Result};
+use crate::names::VolumeName;
+
+impl BtrfsBackend {
+    pub(super) fn do_diff(
+        &self,
+        volume: &VolumeName,
+        from: DiffSide<'_>,
+        to: DiffSide<'_>,
+    ) -> Result<TreeDiff> {
+        let mut temps: Vec<PathBuf> = Vec::new();
+        let result = (|| {
+            let mut side = |s: DiffSide<'_>| -> Result<PathBuf> {
+                match s {
+                    DiffSide::Snapshot(snap) => self.snapshot_path(volume, snap),
+                    DiffSide::Live => {
+                        let vol = self.volume_path(volume)?;
+                        let tmp = self.layout.tmp_path(&format!("diff-{volume}"));
+                        subvol::snapshot(&vol, &tmp, true)?;
+                        temps.push(tmp.clone());
+                        Ok(tmp)
+                    }
+                }
+            };
+            let (a, b) = (side(from)?, side(to)?);
+            let stream = send_no_data(&a, &b)?;
+            let c = candidates(&stream).map_err(|reason| Error::Invalid {
+                op: "read send stream of",
+                object: b.display().to_string(),
+                reason,
+            })?;
+            tracing::debug!(
+                candidates = c.paths.len(),
+                bytes = stream.len(),
+                "btrfs diff"
+            );
+            compare_paths(&a, &b, &c)
+        })();
+        for t in temps {
+            if let Err(e) = subvol::delete(&t) {
+                tracing::warn!(path = %t.display(), error = %e, "deleting the diff snapshot failed; mount_pool clears .tmp/");
+            }
+        }
+        result
+    }
+}
+
+/// The metadata-only incremental stream from `base` to `snap` (both read-only).
+fn send_no_data(base: &std::path::Path, snap: &std::path::Path) -> Result<Vec<u8>> {
+    let args = [
+        "send".into(),
+        "-q".into(),
+        "--no-data".into(),
+        "-p".into(),
+        base.as_os_str().to_owned(),
+        snap.as_os_str().to_owned(),
+    ];
+    let args: Vec<std::ffi::OsString> = args.into();
+    let mut child = BTRFS.spawn_stream(&args, Stdio::null(), Stdio::piped())?;
+    let mut out = Vec::new();
+    let mut stdout = child.child.stdout.take().expect("stdout was piped");
+    let read = stdout.read_to_end(&mut out);
+    drop(stdout);
+    match read {
+        Ok(_) => {
+            child.wait()?;
+            Ok(out)
+        }
+        Err(e) => {
+            child.kill();
+            Err(Error::io("read send stream of", snap, e))
+        }
+    }
+}
