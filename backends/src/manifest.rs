@@ -4,8 +4,8 @@
 //! (relative to the root, sorted; the root itself is `.`): the file type, the permission
 //! bits (`st_mode & 0o7777`, so setuid/setgid/sticky count), owner, group, mtime in
 //! nanoseconds, every extended attribute (all namespaces; POSIX ACLs are the
-//! `system.posix_acl_*` attributes), and by type: size and blake3 hash of a file's
-//! content, a symlink's target, a device's `rdev`. atime and ctime are not recorded: they
+//! `system.posix_acl_*` attributes), and by type: size and content hash of a file (see
+//! below), a symlink's target, a device's `rdev`. atime and ctime are not recorded: they
 //! change on read and on every copy.
 //!
 //! **Hard links.** Non-directories that share an inode with another path *of the same
@@ -13,6 +13,12 @@
 //! same link structure compare equal whatever their inode numbers. A file whose other
 //! links are outside the tree records no group: its link count is not a property of the
 //! tree.
+//!
+//! **Content hash.** blake3 over the file in 64 KiB blocks, each fed as a tag byte `0`
+//! (the block is all zeros) or `1` followed by its bytes. Equal hashes mean equal
+//! content whatever the hole layout, and holes (found with `SEEK_DATA`/`SEEK_HOLE` when
+//! the file has fewer blocks allocated than its size) are hashed without being read: a
+//! 1 GiB sparse file costs what its data costs. It is not `b3sum`'s value.
 //!
 //! **Names.** Paths, symlink targets and xattr names are stored as UTF-8; a byte that is
 //! not valid UTF-8 is written `\xNN` and a backslash `\\`, so every name maps to one
@@ -87,7 +93,7 @@ pub struct Entry {
     /// Size in bytes (files only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
-    /// blake3 of the content, hex (files only).
+    /// The content hash (blake3 of the block form, see the module doc), hex (files only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blake3: Option<String>,
     /// The link target (symlinks only).
@@ -179,7 +185,7 @@ impl Manifest {
             match kind {
                 FileKind::File => {
                     entry.size = Some(md.len());
-                    entry.blake3 = Some(hash_file(&path)?);
+                    entry.blake3 = Some(hash_file(&path, &md)?);
                 }
                 FileKind::Symlink => {
                     let t = std::fs::read_link(&path).ctx("read symlink", &path)?;
@@ -325,14 +331,66 @@ fn escape(name: &OsStr) -> String {
     out
 }
 
-fn hash_file(path: &Path) -> Result<String> {
+/// Block size of the content hash's block form.
+const HASH_BLOCK: u64 = 64 * 1024;
+
+/// The content hash (module doc): holes are skipped, all-zero blocks become one byte.
+fn hash_file(path: &Path, md: &std::fs::Metadata) -> Result<String> {
+    use std::os::unix::fs::FileExt;
+    use std::os::unix::io::AsRawFd;
     let f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
         .open(path)
         .ctx("open to hash", path)?;
+    let size = md.len();
+    // Only a file with fewer blocks than bytes can have holes worth looking for.
+    let maybe_sparse = md.blocks().saturating_mul(512) < size;
+    let seek = |off: u64, whence: libc::c_int| -> Option<u64> {
+        // SAFETY: lseek on a descriptor we own; no memory is passed.
+        let r = unsafe { libc::lseek(f.as_raw_fd(), off as libc::off_t, whence) };
+        (r >= 0).then_some(r as u64)
+    };
+    // The data region at or after `off`: [start, end); (size, size) when only a hole
+    // is left. Without SEEK_DATA support, everything is data.
+    let region = |off: u64| -> (u64, u64) {
+        if !maybe_sparse {
+            return (off, size);
+        }
+        match seek(off, libc::SEEK_DATA) {
+            Some(start) => (
+                start,
+                seek(start, libc::SEEK_HOLE).unwrap_or(size).min(size),
+            ),
+            None if std::io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO) => {
+                (size, size)
+            }
+            None => (off, size),
+        }
+    };
     let mut h = blake3::Hasher::new();
-    h.update_reader(f).ctx("read to hash", path)?;
+    let mut buf = vec![0u8; HASH_BLOCK as usize];
+    let (mut data_start, mut data_end) = region(0);
+    let mut off = 0;
+    while off < size {
+        let n = HASH_BLOCK.min(size - off);
+        if off >= data_end {
+            (data_start, data_end) = region(off);
+        }
+        if off + n <= data_start {
+            h.update(&[0]);
+        } else {
+            let block = &mut buf[..n as usize];
+            f.read_exact_at(block, off).ctx("read to hash", path)?;
+            if block.iter().all(|&b| b == 0) {
+                h.update(&[0]);
+            } else {
+                h.update(&[1]);
+                h.update(block);
+            }
+        }
+        off += n;
+    }
     Ok(h.finalize().to_hex().to_string())
 }
 
@@ -493,7 +551,7 @@ mod tests {
         assert_eq!(p.size, Some(11));
         assert_eq!(
             p.blake3.as_deref(),
-            Some(blake3::hash(b"root:x:0:0\n").to_hex().as_str())
+            Some(blake3::hash(b"\x01root:x:0:0\n").to_hex().as_str())
         );
         assert_eq!(p.mtime_ns, 1_000_000_000_005);
         assert_eq!(m.entries["link"].kind, FileKind::Symlink);
@@ -509,6 +567,50 @@ mod tests {
         assert!(m.diff(&Manifest::of(t.path()).unwrap()).is_empty());
         let json = serde_json::to_string(&m).unwrap();
         assert_eq!(serde_json::from_str::<Manifest>(&json).unwrap(), m);
+    }
+
+    #[test]
+    fn content_hash_ignores_hole_layout_and_sees_every_byte() {
+        use std::os::unix::fs::FileExt;
+        let d = tempfile::tempdir().unwrap();
+        let hash = |name: &str| {
+            let p = d.path().join(name);
+            hash_file(&p, &std::fs::metadata(&p).unwrap()).unwrap()
+        };
+        let len = 10 * HASH_BLOCK + 123;
+        let data_at = 3 * HASH_BLOCK + 7; // straddles no block boundary on purpose
+                                          // Sparse: holes around a little data.
+        let sparse = std::fs::File::create(d.path().join("sparse")).unwrap();
+        sparse.set_len(len).unwrap();
+        sparse.write_all_at(b"data", data_at).unwrap();
+        // Dense: the same bytes, zeros written out.
+        let mut bytes = vec![0u8; len as usize];
+        bytes[data_at as usize..data_at as usize + 4].copy_from_slice(b"data");
+        std::fs::write(d.path().join("dense"), &bytes).unwrap();
+        assert_eq!(hash("sparse"), hash("dense"));
+        // Data across a block boundary and in the partial last block.
+        bytes[(2 * HASH_BLOCK - 1) as usize] = 9;
+        bytes[(len - 1) as usize] = 1;
+        std::fs::write(d.path().join("dense2"), &bytes).unwrap();
+        let sparse2 = std::fs::File::create(d.path().join("sparse2")).unwrap();
+        sparse2.set_len(len).unwrap();
+        sparse2.write_all_at(b"data", data_at).unwrap();
+        sparse2.write_all_at(&[9], 2 * HASH_BLOCK - 1).unwrap();
+        sparse2.write_all_at(&[1], len - 1).unwrap();
+        assert_eq!(hash("sparse2"), hash("dense2"));
+        assert_ne!(hash("sparse2"), hash("sparse"));
+        // One byte moved within a block changes the hash; a zero block is not an empty one.
+        bytes[(2 * HASH_BLOCK - 1) as usize] = 0;
+        bytes[(2 * HASH_BLOCK - 2) as usize] = 9;
+        std::fs::write(d.path().join("moved"), &bytes).unwrap();
+        assert_ne!(hash("moved"), hash("dense2"));
+        std::fs::write(d.path().join("empty"), b"").unwrap();
+        std::fs::write(d.path().join("zeros"), vec![0u8; HASH_BLOCK as usize]).unwrap();
+        assert_ne!(hash("empty"), hash("zeros"));
+        // All holes.
+        let holes = std::fs::File::create(d.path().join("holes")).unwrap();
+        holes.set_len(HASH_BLOCK).unwrap();
+        assert_eq!(hash("holes"), hash("zeros"));
     }
 
     #[test]

@@ -32,6 +32,7 @@ prepare_share() {
     printf 'export CAIRN_SRC=%q\n' "$WORKSPACE_DIR"
     [[ -n $GUEST_IMAGE ]] && printf 'export CAIRN_TEST_IMAGE=%q\n' "$GUEST_IMAGE"
     printf 'export CAIRN_VM=1\n'
+    [[ -n ${CAIRN_LOG:-} ]] && printf 'export CAIRN_LOG=%q\n' "$CAIRN_LOG"
   } >"$vmdir/share/env"
   case $kind in
     script)

@@ -70,6 +70,9 @@ impl Fixture {
         if !require(test, &reqs) {
             return None;
         }
+        if crate::harness::init_logging() {
+            tracing::info!("start {test}");
+        }
         let tmp = tempfile::Builder::new()
             .prefix("cairn-test-")
             .tempdir()

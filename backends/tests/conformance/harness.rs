@@ -120,3 +120,22 @@ pub fn require(test: &str, reqs: &[Req]) -> bool {
         cairn_backends::testing::require(test, name, r.missing())
     })
 }
+
+/// With `CAIRN_LOG` set (e.g. `cairn_backends=debug`), the driver's tracing events —
+/// every external command with its duration — go to stderr, uncaptured, with the time
+/// since the start: how vm-tests finds where a slow guest spends its time.
+/// Returns whether logging is on.
+pub fn init_logging() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG") else {
+            return false;
+        };
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_timer(tracing_subscriber::fmt::time::uptime())
+            .with_writer(std::io::stderr)
+            .try_init()
+            .is_ok()
+    })
+}
