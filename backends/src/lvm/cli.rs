@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 
 use super::parse::{self, Lv, Pv, Vg, LVS_FIELDS, PVS_FIELDS, VGS_FIELDS};
-use crate::cmd::{CommandFailure, BLKID, LVM};
+use crate::cmd::{CommandFailure, BLKID, DMSETUP, LVM, THIN_DELTA, THIN_DUMP};
 use crate::error::{Error, Kind, Result};
 
 /// `lvm <args>`; returns stdout.
@@ -117,6 +117,40 @@ pub fn pvs_of(vg: &str) -> Result<Vec<Pv>> {
         .into_iter()
         .filter(|p| p.vg == vg)
         .collect())
+}
+
+/// `dmsetup message <pool device> 0 <message>`: `reserve_metadata_snap` and
+/// `release_metadata_snap` on a thin pool.
+pub fn pool_message(pool_dev: &str, message: &str) -> Result<()> {
+    DMSETUP.run(&["message", pool_dev, "0", message]).map(drop)
+}
+
+/// True when the kernel refused a message with EBUSY (a metadata snapshot is already
+/// reserved).
+pub fn is_busy(e: &Error) -> bool {
+    stderr_of(e).is_some_and(|s| s.contains("Device or resource busy"))
+}
+
+/// `thin_delta -m --snap1 <a> --snap2 <b> <tmeta>`: XML, parsed by
+/// [`parse::parse_thin_delta`]. Needs a reserved metadata snapshot.
+pub fn thin_delta(tmeta: &std::path::Path, snap1: u32, snap2: u32) -> Result<String> {
+    let mut args = argv([
+        "-m",
+        "--snap1",
+        &snap1.to_string(),
+        "--snap2",
+        &snap2.to_string(),
+    ]);
+    args.push(tmeta.into());
+    THIN_DELTA.run(&args)
+}
+
+/// `thin_dump -m --dev-id <id> <tmeta>`: XML, parsed by [`parse::parse_thin_dump`].
+/// Needs a reserved metadata snapshot.
+pub fn thin_dump(tmeta: &std::path::Path, dev_id: u32) -> Result<String> {
+    let mut args = argv(["-m", "--dev-id", &dev_id.to_string()]);
+    args.push(tmeta.into());
+    THIN_DUMP.run(&args)
 }
 
 /// What `blkid -p` finds on a device: `Some("a TYPE signature")`, or `None` (exit 2).

@@ -23,6 +23,9 @@ pub const KEY_VOLUME: &str = "cairn-v";
 pub const KEY_SNAPSHOT: &str = "cairn-s";
 /// Tag key: creation time, nanoseconds since the epoch.
 pub const KEY_TIME: &str = "cairn-t";
+/// Tag key: a received snapshot's identity (encoded), the sender's; a snapshot without
+/// it is identified by its LV UUID. Incremental streams name their base by it.
+pub const KEY_ID: &str = "cairn-id";
 
 /// The longest device-mapper name (`DM_NAME_LEN` is 128 with the NUL), minus room for
 /// LVM's own suffixes (`_tdata`, `-real`...).

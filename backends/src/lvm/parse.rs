@@ -29,6 +29,8 @@ pub struct Lv {
     pub metadata_percent: Option<f64>,
     pub thin_id: Option<u32>,
     pub active: bool,
+    /// LVM's UUID of the LV (kept across renames).
+    pub uuid: String,
     pub tags: Vec<String>,
 }
 
@@ -106,6 +108,7 @@ struct RawLv {
     metadata_percent: String,
     thin_id: String,
     lv_active: String,
+    lv_uuid: String,
     lv_tags: String,
 }
 
@@ -184,6 +187,7 @@ pub fn parse_lvs(json: &str) -> Result<Vec<Lv>> {
                 metadata_percent: percent(WHAT, "metadata_percent", &r.metadata_percent)?,
                 thin_id,
                 active: r.lv_active == "active",
+                uuid: r.lv_uuid,
                 tags: tags(&r.lv_tags),
                 name: r.lv_name,
                 vg: r.vg_name,
@@ -231,25 +235,32 @@ pub fn parse_pvs(json: &str) -> Result<Vec<Pv>> {
     Ok(out)
 }
 
-#[cfg_attr(not(test), allow(dead_code))] // for the native send, not built yet
-/// A run of data blocks (in units of the pool's block size) that `thin_delta` reports.
+/// A run of data blocks (in units of the pool's block size) of a thin device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlockRange {
     pub begin: u64,
     pub length: u64,
 }
 
-#[cfg_attr(not(test), allow(dead_code))] // for the native send, not built yet
-/// What `thin_delta` says about two thin devices.
+/// What `thin_delta` says about two thin devices (`--snap1` the base, `--snap2` the newer).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThinDelta {
     /// The pool's block size in 512-byte sectors.
     pub data_block_size: u64,
-    /// Blocks that differ, or are mapped on only one side.
+    /// Blocks to send: `<different>` (remapped) and `<right_only>` (mapped in snap2 only).
     pub changed: Vec<BlockRange>,
+    /// Blocks mapped in snap1 only (`<left_only>`): discarded since, they read as zeros.
+    pub discarded: Vec<BlockRange>,
 }
 
-#[cfg_attr(not(test), allow(dead_code))] // for the native send, not built yet
+/// The mapped blocks of one thin device as `thin_dump --dev-id` lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThinMapping {
+    /// The pool's block size in 512-byte sectors.
+    pub data_block_size: u64,
+    pub mapped: Vec<BlockRange>,
+}
+
 /// The value of attribute `name` in one XML start tag.
 fn xml_attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
     let needle = format!(" {name}=\"");
@@ -258,46 +269,115 @@ fn xml_attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
     Some(&tag[start..start + len])
 }
 
-#[cfg_attr(not(test), allow(dead_code))] // for the native send, not built yet
-/// Parses `thin_delta -m` XML: `<different>`, `<left_only>` and `<right_only>` ranges are
-/// changed, `<same>` ones are not. Adjacent ranges are merged.
-pub fn parse_thin_delta(xml: &str) -> Result<ThinDelta> {
-    const WHAT: &str = "thin_delta XML";
-    let mut block_size = None;
-    let mut changed: Vec<BlockRange> = Vec::new();
+/// Appends `r`, merged into the last range when adjacent.
+fn push_merged(ranges: &mut Vec<BlockRange>, r: BlockRange) {
+    match ranges.last_mut() {
+        Some(last) if last.begin + last.length == r.begin => last.length += r.length,
+        _ => ranges.push(r),
+    }
+}
+
+/// Calls `f(kind, field)` for every start tag of `xml`; `field(name)` reads a number.
+fn each_tag(
+    what: &str,
+    xml: &str,
+    mut f: impl FnMut(&str, &dyn Fn(&str) -> Result<u64>) -> Result<()>,
+) -> Result<()> {
     for raw in xml.split('<').skip(1) {
         let tag = raw.split('>').next().unwrap_or("");
         let tag = tag.trim_end_matches('/');
         let kind = tag.split_whitespace().next().unwrap_or("");
         let field = |name: &str| -> Result<u64> {
             xml_attr(tag, name)
-                .ok_or_else(|| bad(WHAT, format!("<{kind}> has no {name}")))?
+                .ok_or_else(|| bad(what, format!("<{kind}> has no {name}")))?
                 .parse()
-                .map_err(|_| bad(WHAT, format!("<{kind}> {name} is not a number")))
+                .map_err(|_| bad(what, format!("<{kind}> {name} is not a number")))
+        };
+        f(kind, &field)?;
+    }
+    Ok(())
+}
+
+fn block_size(what: &str, size: Option<u64>) -> Result<u64> {
+    match size {
+        None => Err(bad(what, "no <superblock> with a data_block_size")),
+        Some(0) => Err(bad(what, "data_block_size is 0")),
+        Some(n) => Ok(n),
+    }
+}
+
+/// Parses `thin_delta -m` XML: `<different>` and `<right_only>` ranges are changed,
+/// `<left_only>` ones discarded, `<same>` ones neither. Adjacent ranges are merged.
+pub fn parse_thin_delta(xml: &str) -> Result<ThinDelta> {
+    const WHAT: &str = "thin_delta XML";
+    let mut size = None;
+    let (mut changed, mut discarded) = (Vec::new(), Vec::new());
+    each_tag(WHAT, xml, |kind, field| {
+        let range = || -> Result<BlockRange> {
+            Ok(BlockRange {
+                begin: field("begin")?,
+                length: field("length")?,
+            })
         };
         match kind {
-            "superblock" => block_size = Some(field("data_block_size")?),
-            "different" | "left_only" | "right_only" => {
-                let r = BlockRange {
-                    begin: field("begin")?,
+            "superblock" => size = Some(field("data_block_size")?),
+            "different" | "right_only" => push_merged(&mut changed, range()?),
+            "left_only" => push_merged(&mut discarded, range()?),
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(ThinDelta {
+        data_block_size: block_size(WHAT, size)?,
+        changed,
+        discarded,
+    })
+}
+
+/// Parses `thin_dump -m --dev-id <dev_id>` XML: the `<range_mapping>` and
+/// `<single_mapping>` entries of device `dev_id`, merged where adjacent. Fails when the
+/// dump does not hold that device.
+pub fn parse_thin_dump(xml: &str, dev_id: u32) -> Result<ThinMapping> {
+    const WHAT: &str = "thin_dump XML";
+    let mut size = None;
+    let mut in_device = None;
+    let mut found = false;
+    let mut mapped = Vec::new();
+    each_tag(WHAT, xml, |kind, field| {
+        match kind {
+            "superblock" => size = Some(field("data_block_size")?),
+            "device" => {
+                let this = field("dev_id")? == u64::from(dev_id);
+                found |= this;
+                in_device = Some(this);
+            }
+            "range_mapping" if in_device == Some(true) => push_merged(
+                &mut mapped,
+                BlockRange {
+                    begin: field("origin_begin")?,
                     length: field("length")?,
-                };
-                match changed.last_mut() {
-                    Some(last) if last.begin + last.length == r.begin => last.length += r.length,
-                    _ => changed.push(r),
-                }
+                },
+            ),
+            "single_mapping" if in_device == Some(true) => push_merged(
+                &mut mapped,
+                BlockRange {
+                    begin: field("origin_block")?,
+                    length: 1,
+                },
+            ),
+            "range_mapping" | "single_mapping" if in_device.is_none() => {
+                return Err(bad(WHAT, format!("<{kind}> outside a <device>")))
             }
             _ => {}
         }
+        Ok(())
+    })?;
+    if !found {
+        return Err(bad(WHAT, format!("the dump holds no device {dev_id}")));
     }
-    let data_block_size =
-        block_size.ok_or_else(|| bad(WHAT, "no <superblock> with a data_block_size"))?;
-    if data_block_size == 0 {
-        return Err(bad(WHAT, "data_block_size is 0"));
-    }
-    Ok(ThinDelta {
-        data_block_size,
-        changed,
+    Ok(ThinMapping {
+        data_block_size: block_size(WHAT, size)?,
+        mapped,
     })
 }
 
@@ -365,36 +445,60 @@ mod tests {
 
     #[test]
     fn parses_captured_thin_delta() {
+        let ranges = |v: &[(u64, u64)]| -> Vec<BlockRange> {
+            v.iter()
+                .map(|&(begin, length)| BlockRange { begin, length })
+                .collect()
+        };
         let d = parse_thin_delta(include_str!("../../tests/fixtures/thin-delta.xml")).unwrap();
         assert_eq!(d.data_block_size, 128);
-        assert_eq!(
-            d.changed,
-            [(0, 1), (9, 1), (2304, 64), (8192, 2)]
-                .map(|(begin, length)| BlockRange { begin, length })
-        );
+        assert_eq!(d.changed, ranges(&[(0, 1), (9, 1), (2304, 64), (8192, 2)]));
+        assert!(d.discarded.is_empty());
+        // Block 1 discarded, 2 overwritten, 10 new between the two snapshots.
+        let d = parse_thin_delta(include_str!("../../tests/fixtures/thin-delta-send.xml")).unwrap();
+        assert_eq!(d.changed, ranges(&[(2, 1), (10, 1)]));
+        assert_eq!(d.discarded, ranges(&[(1, 1)]));
         let merged = parse_thin_delta(
             r#"<superblock data_block_size="8"><diff left="1" right="2">
             <right_only begin="0" length="2"/><different begin="2" length="3"/>
-            <left_only begin="9" length="1"/></diff></superblock>"#,
+            <left_only begin="9" length="1"/><left_only begin="10" length="2"/></diff></superblock>"#,
         )
         .unwrap();
-        assert_eq!(
-            merged.changed,
-            [
-                BlockRange {
-                    begin: 0,
-                    length: 5
-                },
-                BlockRange {
-                    begin: 9,
-                    length: 1
-                }
-            ]
-        );
+        assert_eq!(merged.changed, ranges(&[(0, 5)]));
+        assert_eq!(merged.discarded, ranges(&[(9, 3)]));
         assert!(parse_thin_delta("<diff/>").is_err());
         assert!(parse_thin_delta(
             r#"<superblock data_block_size="8"><different begin="x" length="1"/>"#
         )
         .is_err());
+    }
+
+    #[test]
+    fn parses_captured_thin_dump() {
+        let xml = include_str!("../../tests/fixtures/thin-dump-dev.xml");
+        let m = parse_thin_dump(xml, 3).unwrap();
+        assert_eq!(m.data_block_size, 128);
+        assert_eq!(
+            m.mapped,
+            [(0, 1), (2, 2), (10, 1)].map(|(begin, length)| BlockRange { begin, length })
+        );
+        assert!(parse_thin_dump(xml, 7).is_err(), "a device not in the dump");
+        // Runs of blocks come as range_mapping; other devices are skipped.
+        let m = parse_thin_dump(
+            r#"<superblock data_block_size="128">
+              <device dev_id="1"><range_mapping origin_begin="0" data_begin="0" length="9" time="0"/></device>
+              <device dev_id="2"><range_mapping origin_begin="4" data_begin="7" length="3" time="0"/>
+              <single_mapping origin_block="7" data_block="1" time="0"/>
+              <single_mapping origin_block="20" data_block="2" time="0"/></device></superblock>"#,
+            2,
+        )
+        .unwrap();
+        assert_eq!(
+            m.mapped,
+            [(4, 4), (20, 1)].map(|(begin, length)| BlockRange { begin, length })
+        );
+        assert!(
+            parse_thin_dump(r#"<superblock data_block_size="0"><device dev_id="1"/>"#, 1).is_err()
+        );
     }
 }

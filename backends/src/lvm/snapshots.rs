@@ -12,7 +12,7 @@ use crate::revert::Revert;
 use crate::types::{DeleteAction, SnapshotInfo};
 
 impl LvmBackend {
-    fn info_of(&self, volume: &VolumeName, lv: &Lv) -> Option<SnapshotInfo> {
+    pub(super) fn info_of(&self, volume: &VolumeName, lv: &Lv) -> Option<SnapshotInfo> {
         let name = lv
             .tag_value(naming::KEY_SNAPSHOT)
             .and_then(naming::decode)

@@ -18,7 +18,7 @@ const VOLUME_MOUNT_OPTIONS: &str = "noinit_itable";
 
 impl LvmBackend {
     /// Removes an incomplete leftover of ours called `name`, so a new object can take it.
-    fn clear_leftover(&self, name: &str) -> Result<()> {
+    pub(super) fn clear_leftover(&self, name: &str) -> Result<()> {
         let left = self
             .our_lvs()?
             .into_iter()
