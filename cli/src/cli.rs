@@ -56,8 +56,24 @@ pub enum Command {
         #[arg(long)]
         pool: Option<String>,
     },
-    /// Replace a container's files with a snapshot's.
-    Restore { name: String, snapshot: String },
+    /// Replace a container's files with a snapshot's, or with the state at a time (--to).
+    /// A safety snapshot of the live state is taken first.
+    Restore {
+        name: String,
+        /// The snapshot (or give --to).
+        #[arg(required_unless_present = "to")]
+        snapshot: Option<String>,
+        /// A time: the newest snapshot taken at or before it is restored (2h-ago,
+        /// yesterday 18:00, 2026-11-23T10:00:00Z, 2026-11-23 10:00, @-1 the newest...).
+        #[arg(long, value_name = "TIME", conflicts_with = "snapshot")]
+        to: Option<String>,
+        /// Say what would be restored, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not take the safety snapshot of the live state first.
+        #[arg(long)]
+        no_safety_snapshot: bool,
+    },
     /// Find where the database and the storage disagree; --repair fixes it.
     Check {
         /// Repair what can be repaired without losing data.
@@ -73,6 +89,11 @@ pub enum Command {
     /// Manage storage pools.
     #[command(subcommand)]
     Pool(PoolCommand),
+    /// Snapshot policies: schedules, retention, hooks; run, plan, log.
+    #[command(subcommand)]
+    Policy(crate::commands::policy::PolicyCommand),
+    /// Run snapshot policies on schedule until SIGTERM or SIGINT.
+    Daemon,
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,6 +105,9 @@ pub enum SnapshotCommand {
         /// A label KEY=VALUE (repeatable).
         #[arg(long = "label", value_name = "KEY=VALUE")]
         labels: Vec<String>,
+        /// Delete it by pruning this long from now (30m, 12h, 7d, 2w).
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
     },
     /// List a container's snapshots, oldest first.
     List { name: String },
@@ -97,6 +121,16 @@ pub enum SnapshotCommand {
         from: String,
         to: String,
     },
+    /// Hold a snapshot: pruning never deletes it, and delete refuses it.
+    Hold {
+        name: String,
+        snapshot: String,
+        /// Why it is held (shown in list and show).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Release a held snapshot.
+    Release { name: String, snapshot: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -30,6 +30,12 @@ pub enum Error {
     SnapshotNotFound { container: String, snapshot: String },
     #[error("container {container}: snapshot {snapshot}: already exists")]
     SnapshotExists { container: String, snapshot: String },
+    #[error("container {container}: snapshot {snapshot}: is held{reason}; release it first: cairn snapshot release {container} {snapshot}")]
+    SnapshotHeld {
+        container: String,
+        snapshot: String,
+        reason: String,
+    },
     #[error("container {name}: {op}: {source}")]
     Storage {
         name: String,

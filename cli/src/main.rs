@@ -10,15 +10,18 @@
 
 mod check;
 mod cli;
+mod clock;
 mod commands;
 mod containers;
 mod images;
 mod names;
 mod output;
+mod policy;
 mod pools;
 mod progress;
 mod snapshots;
 mod state;
+mod timetravel;
 mod transfer;
 
 use std::process::ExitCode;

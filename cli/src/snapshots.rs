@@ -21,6 +21,13 @@ pub struct SnapshotView {
     pub name: String,
     pub created_at: Timestamp,
     pub labels: BTreeMap<String, String>,
+    /// `manual`, or `policy` for the snapshots a policy took (and may prune).
+    pub origin: String,
+    /// When pruning deletes it (`snapshot create --expires`).
+    pub expires_at: Option<Timestamp>,
+    /// Held snapshots are never pruned nor deleted.
+    pub held: bool,
+    pub hold_reason: Option<String>,
 }
 
 /// Parses `k=v` labels; keys follow the name rule.
@@ -68,10 +75,15 @@ pub fn require(pool: &Pool, name: &ContainerName, snap: &SnapshotName) -> Result
 }
 
 fn view(store: &Store, name: &ContainerName, s: SnapshotInfo) -> Result<SnapshotView> {
+    let meta = store.snapshot_meta(name.as_str(), s.name.as_str())?;
     Ok(SnapshotView {
         labels: store.snapshot_labels(name.as_str(), s.name.as_str())?,
         name: s.name.to_string(),
-        created_at: s.created_at,
+        created_at: crate::timetravel::time_of(&s, &meta),
+        origin: meta.origin,
+        expires_at: meta.expires_at,
+        held: meta.hold.is_some(),
+        hold_reason: meta.hold.filter(|r| !r.is_empty()),
     })
 }
 
@@ -96,12 +108,15 @@ pub fn show(store: &Store, name: &ContainerName, snap: &SnapshotName) -> Result<
     view(store, name, info)
 }
 
-/// Takes a snapshot (named `snap<N>` when no name is given) and records its labels.
+/// Takes a snapshot (named `snap<N>` when no name is given) and records its labels,
+/// the time on cairn's clock and its expiry.
 pub fn create(
     store: &mut Store,
     name: &ContainerName,
     snap: Option<SnapshotName>,
     labels: &BTreeMap<String, String>,
+    now: Timestamp,
+    expires_at: Option<Timestamp>,
 ) -> Result<SnapshotView> {
     let (_record, pool, _lock) = open_locked(store, name)?;
     let existing = list_raw(&pool, name)?;
@@ -117,16 +132,35 @@ pub fn create(
         .create_snapshot(&name.volume(), &snap)
         .map_err(storage(name, "snapshot"))?;
     store.set_snapshot_labels(name.as_str(), snap.as_str(), labels)?;
+    let meta = crate::state::SnapshotMeta {
+        origin: crate::state::ORIGIN_MANUAL.into(),
+        taken_at: Some(now),
+        expires_at,
+        ..Default::default()
+    };
+    store.set_snapshot_meta(name.as_str(), snap.as_str(), &meta)?;
     view(store, name, info)
 }
 
 pub fn delete(store: &mut Store, name: &ContainerName, snap: &SnapshotName) -> Result<()> {
     let (_record, pool, _lock) = open_locked(store, name)?;
     require(&pool, name, snap)?;
+    if let Some(reason) = store.snapshot_meta(name.as_str(), snap.as_str())?.hold {
+        return Err(Error::SnapshotHeld {
+            container: name.to_string(),
+            snapshot: snap.to_string(),
+            reason: if reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({reason})")
+            },
+        });
+    }
     pool.backend
         .delete_snapshot(&name.volume(), snap)
         .map_err(storage(name, "delete snapshot"))?;
     store.set_snapshot_labels(name.as_str(), snap.as_str(), &BTreeMap::new())?;
+    store.delete_snapshot_meta(name.as_str(), snap.as_str())?;
     Ok(())
 }
 
@@ -154,6 +188,7 @@ pub fn rename(
         .rename_snapshot(&name.volume(), from, to)
         .map_err(storage(name, "rename snapshot"))?;
     store.rename_snapshot_labels(name.as_str(), from.as_str(), to.as_str())?;
+    store.rename_snapshot_meta(name.as_str(), from.as_str(), to.as_str())?;
     Ok(())
 }
 

@@ -3,8 +3,10 @@
 
 mod containers;
 mod images;
+pub mod policy;
 mod pools;
 mod snapshots;
+mod timetravel;
 
 use anyhow::Result;
 
@@ -44,10 +46,22 @@ pub fn run(cli: Cli) -> Result<()> {
             destination,
             pool,
         } => containers::copy(&ctx, &source, &destination, pool.as_deref()),
-        Command::Restore { name, snapshot } => snapshots::restore(&ctx, &name, &snapshot),
+        Command::Restore {
+            name,
+            snapshot,
+            to,
+            dry_run,
+            no_safety_snapshot,
+        } => {
+            let name: crate::names::ContainerName = name.parse()?;
+            let target = timetravel::target(&name, snapshot.as_deref(), to.as_deref())?;
+            timetravel::restore(&mut ctx, &name, &target, dry_run, no_safety_snapshot)
+        }
         Command::Check { repair } => containers::check(&ctx, repair),
         Command::Snapshot(c) => snapshots::run(&mut ctx, c),
         Command::Image(c) => images::run(&mut ctx, c),
         Command::Pool(c) => pools::run(&ctx, c),
+        Command::Policy(c) => policy::run(&mut ctx, c),
+        Command::Daemon => policy::daemon(&mut ctx),
     }
 }

@@ -15,6 +15,14 @@ fn snap(s: &str) -> Result<SnapshotName> {
     Ok(names::parse("snapshot", s)?)
 }
 
+fn hold_text(v: &SnapshotView) -> String {
+    match (&v.hold_reason, v.held) {
+        (Some(r), _) => format!("yes: {r}"),
+        (None, true) => "yes".into(),
+        (None, false) => String::new(),
+    }
+}
+
 fn labels_text(v: &SnapshotView) -> String {
     let l: Vec<String> = v.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
     l.join(",")
@@ -26,14 +34,28 @@ pub fn run(ctx: &mut Ctx, cmd: SnapshotCommand) -> Result<()> {
             name,
             snapshot,
             labels,
+            expires,
         } => {
             let name: ContainerName = name.parse()?;
+            let now = crate::clock::now()?;
+            let expires_at = expires
+                .map(|e| crate::timetravel::expiry(&name, &e, &now))
+                .transpose()
+                .map_err(|e| anyhow!("{e}").context("--expires"))
+                .map_err(|e| anyhow!("{}", e.root_cause()))?;
             let snapshot = snapshot.as_deref().map(snap).transpose()?;
             let labels = labels
                 .iter()
                 .map(|l| snapshots::parse_label(l).map_err(|e| anyhow!("container {name}: {e}")))
                 .collect::<Result<BTreeMap<_, _>>>()?;
-            let v = snapshots::create(&mut ctx.store, &name, snapshot, &labels)?;
+            let v = snapshots::create(
+                &mut ctx.store,
+                &name,
+                snapshot,
+                &labels,
+                now.timestamp(),
+                expires_at,
+            )?;
             match ctx.format {
                 Format::Json => output::json(&v),
                 Format::Table => println!("created snapshot {} of container {name}", v.name),
@@ -47,9 +69,20 @@ pub fn run(ctx: &mut Ctx, cmd: SnapshotCommand) -> Result<()> {
                 Format::Table => {
                     let rows: Vec<Vec<String>> = list
                         .iter()
-                        .map(|s| vec![s.name.clone(), output::time(s.created_at), labels_text(s)])
+                        .map(|s| {
+                            vec![
+                                s.name.clone(),
+                                output::time(s.created_at),
+                                labels_text(s),
+                                s.expires_at.map(output::time).unwrap_or_default(),
+                                hold_text(s),
+                            ]
+                        })
                         .collect();
-                    print!("{}", output::table(&["NAME", "CREATED", "LABELS"], &rows));
+                    print!(
+                        "{}",
+                        output::table(&["NAME", "CREATED", "LABELS", "EXPIRES", "HELD"], &rows)
+                    );
                 }
             }
         }
@@ -65,6 +98,14 @@ pub fn run(ctx: &mut Ctx, cmd: SnapshotCommand) -> Result<()> {
                         ("name", v.name.clone()),
                         ("created", output::time(v.created_at)),
                         ("labels", labels_text(&v)),
+                        ("origin", v.origin.clone()),
+                        (
+                            "expires",
+                            v.expires_at
+                                .map(output::time)
+                                .unwrap_or_else(|| "never".into()),
+                        ),
+                        ("held", if v.held { hold_text(&v) } else { "no".into() }),
                     ])
                 ),
             }
@@ -81,24 +122,14 @@ pub fn run(ctx: &mut Ctx, cmd: SnapshotCommand) -> Result<()> {
             snapshots::rename(&ctx.store, &name, &from, &to)?;
             println!("renamed snapshot {from} of container {name} to {to}");
         }
-    }
-    Ok(())
-}
-
-pub fn restore(ctx: &Ctx, name: &str, snapshot: &str) -> Result<()> {
-    let name: ContainerName = name.parse()?;
-    // `NAME/SNAP` is accepted for the container's own snapshots only.
-    let snapshot = match snapshot.split_once('/') {
-        Some((owner, s)) if owner == name.as_str() => s,
-        Some((owner, _)) => {
-            return Err(anyhow!(
-                "container {name}: snapshot {snapshot}: belongs to container {owner}; restore takes the container's own snapshots (copy {snapshot} to a new container instead)"
-            ))
+        SnapshotCommand::Hold {
+            name,
+            snapshot,
+            reason,
+        } => super::timetravel::hold(ctx, &name, &snapshot, reason.as_deref())?,
+        SnapshotCommand::Release { name, snapshot } => {
+            super::timetravel::release(ctx, &name, &snapshot)?
         }
-        None => snapshot,
-    };
-    let s = snap(snapshot)?;
-    snapshots::restore(&ctx.store, &name, &s)?;
-    println!("restored container {name} from snapshot {s}");
+    }
     Ok(())
 }

@@ -4,7 +4,9 @@
 //!
 //! The storage stays the source of truth for what exists (volumes, snapshots and their
 //! creation times); the database records what the storage cannot: which pool a container
-//! lives in, the image it came from, image aliases and metadata, snapshot labels.
+//! lives in, the image it came from, image aliases and metadata, snapshot labels, and for
+//! time travel (`policies.rs`) snapshot holds and expiry, policies, their last runs and
+//! the log of pruned snapshots.
 //!
 //! Locking: SQLite serialises writers itself (busy timeout 30 s); opening the database
 //! (WAL switch, migrations) is serialised by the `database` lock. Work that touches the
@@ -16,6 +18,7 @@ mod containers;
 mod error;
 mod images;
 mod lock;
+mod policies;
 mod pools;
 mod schema;
 
@@ -28,6 +31,7 @@ pub use containers::ContainerRecord;
 pub use error::{Error, Result};
 pub use images::{ImageRecord, ImageVolume};
 pub use lock::{LockKind, LockMode, ObjectLock};
+pub use policies::{PolicyRecord, PruneLogEntry, SnapshotMeta, ORIGIN_MANUAL, ORIGIN_POLICY};
 pub use pools::PoolRecord;
 
 /// The default state directory.

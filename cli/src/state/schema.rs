@@ -5,7 +5,8 @@ use rusqlite::Connection;
 use super::error::{Error, Result};
 
 /// Each entry moves the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE pools (
     name         TEXT PRIMARY KEY,
     driver       TEXT NOT NULL,
@@ -45,7 +46,42 @@ CREATE TABLE snapshot_labels (
     value        TEXT NOT NULL,
     PRIMARY KEY (container, snapshot, key)
 );
-"#];
+"#,
+    r#"
+CREATE TABLE snapshot_meta (
+    container    TEXT NOT NULL REFERENCES containers(name) ON DELETE CASCADE ON UPDATE CASCADE,
+    snapshot     TEXT NOT NULL,
+    origin       TEXT NOT NULL,          -- "manual" or "policy"
+    taken_at     TEXT,                   -- cairn's clock when it took the snapshot
+    expires_at   TEXT,                   -- RFC 3339 UTC; pruned from then on
+    held         INTEGER NOT NULL DEFAULT 0,
+    hold_reason  TEXT,
+    held_at      TEXT,
+    PRIMARY KEY (container, snapshot)
+);
+CREATE TABLE policies (
+    target       TEXT PRIMARY KEY,       -- a container name, or "*" for all
+    schedule     TEXT,                   -- cron line or @daily-style; NULL: none
+    keep         TEXT NOT NULL,          -- retention rules, canonical text
+    grid         TEXT,                   -- zrepl grid; NULL: none
+    pre_hook     TEXT,
+    post_hook    TEXT,
+    updated_at   TEXT NOT NULL
+);
+CREATE TABLE policy_runs (
+    container    TEXT PRIMARY KEY REFERENCES containers(name) ON DELETE CASCADE ON UPDATE CASCADE,
+    last_run     TEXT NOT NULL
+);
+CREATE TABLE prune_log (                 -- outlives the containers it names
+    id           INTEGER PRIMARY KEY,
+    at           TEXT NOT NULL,
+    container    TEXT NOT NULL,
+    snapshot     TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    rule         TEXT NOT NULL
+);
+"#,
+];
 
 /// Brings the schema to the newest version, one transaction per step.
 pub fn migrate(conn: &Connection) -> Result<()> {
