@@ -109,9 +109,12 @@ fn kernel_fs_missing(fs: &str) -> Option<String> {
 
 /// True if every requirement is met. Otherwise prints `SKIP <test>: <why>` and returns
 /// false, or panics if `CAIRN_REQUIRE` names a missing requirement.
-/// In the test VM (`CAIRN_REQUIRE=vm`) every requirement of a `vm_*` test is required.
+/// In the test VM (`CAIRN_VM=1`, set by vm-tests, with `CAIRN_REQUIRE=vm`) every
+/// requirement of a `vm_*` test is required. On the host `vm` in `CAIRN_REQUIRE` means
+/// "run vm-tests" (the cairn-vm-tests crate), not "this host has LVM and ZFS".
 pub fn require(test: &str, reqs: &[Req]) -> bool {
     let in_vm = test.starts_with("vm_")
+        && std::env::var_os("CAIRN_VM").is_some_and(|v| v == "1")
         && cairn_backends::testing::declared()
             .iter()
             .any(|d| d == "vm");
