@@ -56,8 +56,8 @@ pub enum Command {
         #[arg(long)]
         pool: Option<String>,
     },
-    /// Replace a container's files with a snapshot's, or with the state at a time (--to).
-    /// A safety snapshot of the live state is taken first.
+    /// Replace a container's files with a snapshot's, or with the state at a time (--to);
+    /// or only some paths (--path). A safety snapshot of the live state is taken first.
     Restore {
         name: String,
         /// The snapshot (or give --to).
@@ -73,6 +73,16 @@ pub enum Command {
         /// Do not take the safety snapshot of the live state first.
         #[arg(long)]
         no_safety_snapshot: bool,
+        /// Restore only this path, as inside the container (repeatable); the rest of the
+        /// live state stays. A safety snapshot of the live state is taken first.
+        #[arg(long = "path", value_name = "PATH")]
+        paths: Vec<String>,
+    },
+    /// List what was added, modified and deleted from SNAP1 to SNAP2 (default: live).
+    Diff {
+        name: String,
+        snap1: String,
+        snap2: Option<String>,
     },
     /// Find where the database and the storage disagree; --repair fixes it.
     Check {
@@ -191,7 +201,8 @@ pub struct PoolCreate {
     /// Storage driver.
     #[arg(long, value_parser = ["dir", "btrfs", "lvm", "zfs"])]
     pub driver: String,
-    /// A directory, a block device, or (with --size) a loop file to create.
+    /// A directory, a block device, or (with --size) a loop file to create; for lvm an
+    /// existing VG/THINPOOL, for zfs an existing POOL/DATASET.
     #[arg(long)]
     pub source: Option<PathBuf>,
     /// Size of a loop file, e.g. 10G.

@@ -13,6 +13,7 @@ mod cli;
 mod clock;
 mod commands;
 mod containers;
+mod diff;
 mod images;
 mod names;
 mod output;

@@ -45,7 +45,7 @@ use crate::error::Result;
 use crate::names::{SnapshotName, VolumeName};
 
 pub use path::TreePath;
-pub use restore::{restore_paths, RestoreStats};
+pub use restore::{check_restore_paths, restore_paths, RestoreStats};
 pub use send_stream::{candidates, Candidates};
 pub use walk::{compare_paths, walk};
 

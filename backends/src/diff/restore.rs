@@ -74,24 +74,19 @@ fn refuse(p: &TreePath, reason: String) -> Error {
     }
 }
 
-/// Replaces each of `paths` in the live tree at `live` with its copy from the snapshot
-/// tree at `snap`, exactly (owners, modes, ns times, xattrs and ACLs, device nodes, hard
-/// links among the restored entries); a path the snapshot lacks is removed from the live
-/// tree. Everything else is left as it was, the parent directories' times included.
-///
-/// Checked before anything changes: every path must exist in the snapshot or the live
-/// tree, must not be the root, and must not lead through a symlink in either tree
-/// (symlinks are never followed, so no path can leave the root). A path under another
-/// one given is covered by it.
-///
-/// All copies are made first, in `.cairn-restore.<pid>` under the live root; then each
-/// path is swapped in with one `renameat2` (`RENAME_EXCHANGE` when the live tree has it);
-/// if a swap fails the earlier ones are swapped back, so on error the live tree is as it
-/// was. Missing parent directories are made as copies of the snapshot's. Hard links from
-/// a restored file to a path that is not restored are not recreated (the file is copied).
-/// The volume must not be in use.
-pub fn restore_paths(snap: &Path, live: &Path, paths: &[TreePath]) -> Result<RestoreStats> {
-    // Check everything first.
+/// The checks [`restore_paths`] makes before it changes anything, alone: for callers
+/// that must refuse bad paths before doing work of their own (a safety snapshot).
+pub fn check_restore_paths(snap: &Path, live: &Path, paths: &[TreePath]) -> Result<()> {
+    plan(snap, live, paths).map(drop)
+}
+
+/// Each path to restore (those under another given path dropped), whether the snapshot
+/// has it, whether the live tree has it.
+fn plan<'p>(
+    snap: &Path,
+    live: &Path,
+    paths: &'p [TreePath],
+) -> Result<Vec<(&'p TreePath, bool, bool)>> {
     let mut wanted: Vec<&TreePath> = paths.iter().collect();
     wanted.sort();
     wanted.dedup();
@@ -129,6 +124,27 @@ pub fn restore_paths(snap: &Path, live: &Path, paths: &[TreePath]) -> Result<Res
         plan.push((p, in_snap, in_live));
     }
 
+    Ok(plan)
+}
+
+/// Replaces each of `paths` in the live tree at `live` with its copy from the snapshot
+/// tree at `snap`, exactly (owners, modes, ns times, xattrs and ACLs, device nodes, hard
+/// links among the restored entries); a path the snapshot lacks is removed from the live
+/// tree. Everything else is left as it was, the parent directories' times included.
+///
+/// Checked before anything changes: every path must exist in the snapshot or the live
+/// tree, must not be the root, and must not lead through a symlink in either tree
+/// (symlinks are never followed, so no path can leave the root). A path under another
+/// one given is covered by it.
+///
+/// All copies are made first, in `.cairn-restore.<pid>` under the live root; then each
+/// path is swapped in with one `renameat2` (`RENAME_EXCHANGE` when the live tree has it);
+/// if a swap fails the earlier ones are swapped back, so on error the live tree is as it
+/// was. Missing parent directories are made as copies of the snapshot's. Hard links from
+/// a restored file to a path that is not restored are not recreated (the file is copied).
+/// The volume must not be in use.
+pub fn restore_paths(snap: &Path, live: &Path, paths: &[TreePath]) -> Result<RestoreStats> {
+    let plan = plan(snap, live, paths)?;
     let root_md = std::fs::symlink_metadata(live).ctx("stat", live)?;
     let tmp_name = format!(".cairn-restore.{}", std::process::id());
     let tmp = live.join(&tmp_name);

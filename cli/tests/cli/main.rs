@@ -7,6 +7,7 @@ mod bad_input;
 mod build;
 mod check;
 mod concurrency;
+mod diff;
 mod images;
 mod pools;
 mod support;

@@ -1,0 +1,230 @@
+//! `cairn diff` and `cairn restore --path` on the shared Debian image: 50 files changed
+//! are exactly what diff lists; a partial restore puts back exactly the paths named.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use cairn_backends::manifest::Manifest;
+use serde_json::Value;
+
+use crate::support::{require_image, require_root, Cairn, SHARED_IMAGE};
+
+fn rootfs(c: &Cairn, name: &str) -> PathBuf {
+    PathBuf::from(c.json(&["info", name])["rootfs"].as_str().unwrap())
+}
+
+/// The first `n` regular, singly linked, non-empty files under `usr/lib` and `etc` (not
+/// under `etc/apt`, which the test deletes and restores whole).
+fn pick_files(root: &Path, n: usize) -> Vec<String> {
+    let m = Manifest::of(root).unwrap();
+    m.entries
+        .iter()
+        .filter(|(p, e)| {
+            (p.starts_with("usr/lib/") || p.starts_with("etc/"))
+                && !p.starts_with("etc/apt/")
+                && e.kind == cairn_backends::manifest::FileKind::File
+                && e.hardlink.is_none()
+                && e.size.unwrap_or(0) > 0
+        })
+        .map(|(p, _)| format!("/{p}"))
+        .take(n)
+        .collect()
+}
+
+fn diff_paths(v: &Value) -> BTreeSet<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn entries_under(m: &Manifest, p: &str) -> Vec<(String, cairn_backends::manifest::Entry)> {
+    let rel = p.trim_start_matches('/');
+    m.entries
+        .iter()
+        .filter(|(k, _)| *k == rel || k.starts_with(&format!("{rel}/")))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+#[test]
+fn diff_lists_the_changed_files_and_restore_path_puts_back_only_those() {
+    if !(require_root() && require_image()) {
+        return;
+    }
+    let c = Cairn::new();
+    c.ok(&["image", "import", SHARED_IMAGE.as_str(), "--alias", "deb"]);
+    c.ok(&["create", "deb", "web"]);
+    c.ok(&["snapshot", "create", "web", "s0"]);
+    let root = rootfs(&c, "web");
+    let m0 = Manifest::of(&root).unwrap();
+
+    // Change 50 files in place (content and mtime; their directories do not change).
+    let files = pick_files(&root, 50);
+    assert_eq!(files.len(), 50);
+    for f in &files {
+        let p = root.join(f.trim_start_matches('/'));
+        let mut data = std::fs::read(&p).unwrap();
+        data.extend_from_slice(b"\ncairn was here\n");
+        let mode = std::fs::metadata(&p).unwrap().mode();
+        std::fs::write(&p, &data).unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().mode(), mode);
+    }
+    let want: BTreeSet<String> = files.iter().cloned().collect();
+    let d = c.json(&["diff", "web", "s0"]);
+    assert_eq!(diff_paths(&d), want);
+    for ch in d.as_array().unwrap() {
+        assert_eq!(ch["status"], "modified", "{ch}");
+        assert_eq!(ch["type"], "file", "{ch}");
+        assert_eq!(ch["old_type"], Value::Null, "{ch}");
+        assert_eq!(
+            ch["changes"],
+            serde_json::json!(["content", "mtime"]),
+            "{ch}"
+        );
+    }
+    // Between two snapshots, and as a table.
+    c.ok(&["snapshot", "create", "web", "s1"]);
+    assert_eq!(diff_paths(&c.json(&["diff", "web", "s0", "s1"])), want);
+    assert_eq!(c.json(&["diff", "web", "s1"]), serde_json::json!([]));
+    let table = c.ok(&["diff", "web", "s0", "s1"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 51, "{table}");
+    assert!(lines[0].starts_with("STATUS") && lines[0].contains("PATH"));
+    assert!(lines[1].starts_with("modified  file") && lines[1].contains(&files[0]));
+
+    // Also delete a directory, then put back 10 of the files and that directory.
+    std::fs::remove_dir_all(root.join("etc/apt")).unwrap();
+    let m1 = Manifest::of(&root).unwrap();
+    let mut restore: Vec<String> = files[..10].to_vec();
+    restore.push("/etc/apt".into());
+    let mut args = vec!["restore", "web", "s0"];
+    for p in &restore {
+        args.extend(["--path", p.as_str()]);
+    }
+    let out = c.ok(&args);
+    assert!(out.contains("safety snapshot pre-restore-"), "{out}");
+    let m2 = Manifest::of(&root).unwrap();
+    for p in &restore {
+        assert_eq!(
+            entries_under(&m2, p),
+            entries_under(&m0, p),
+            "{p} is not the snapshot's"
+        );
+    }
+    // Everything else is as it was before the restore.
+    let mut rest_before = m1.clone();
+    let mut rest_after = m2.clone();
+    for m in [&mut rest_before, &mut rest_after] {
+        m.entries.retain(|k, _| {
+            !restore.iter().any(|p| {
+                let r = p.trim_start_matches('/');
+                k == r || k.starts_with(&format!("{r}/"))
+            })
+        });
+    }
+    assert_eq!(rest_after.diff(&rest_before), Vec::<String>::new());
+    // So the diff from s0 is the 40 files left, and /etc (its mtime moved with etc/apt).
+    let mut left: BTreeSet<String> = files[10..].iter().cloned().collect();
+    left.insert("/etc".into());
+    assert_eq!(diff_paths(&c.json(&["diff", "web", "s0"])), left);
+    // The safety snapshot holds the state before the restore, and says what it is.
+    let snaps = c.json(&["snapshot", "list", "web"]);
+    let safety = snaps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"].as_str().unwrap().starts_with("pre-restore-"))
+        .expect("a safety snapshot");
+    assert_eq!(safety["labels"]["cairn.safety"], "restore");
+    let safety = safety["name"].as_str().unwrap();
+    assert_eq!(
+        c.json(&["diff", "web", safety, "s1"])
+            .as_array()
+            .unwrap()
+            .len(),
+        {
+            // s1 still has etc/apt, the safety snapshot does not.
+            let apt = m0
+                .entries
+                .keys()
+                .filter(|k| k.starts_with("etc/apt"))
+                .count();
+            apt + 1
+        }
+    );
+}
+
+#[test]
+fn bad_diff_and_restore_input_is_refused_and_changes_nothing() {
+    if !(require_root() && require_image()) {
+        return;
+    }
+    let c = Cairn::new();
+    c.ok(&["image", "import", SHARED_IMAGE.as_str(), "--alias", "deb"]);
+    c.ok(&["create", "deb", "web"]);
+    c.ok(&["snapshot", "create", "web", "s0"]);
+    let root = rootfs(&c, "web");
+    std::fs::write(root.join("etc/hostname"), b"changed\n").unwrap();
+    let before = (c.stored(), Manifest::of(&root).unwrap());
+    for (args, want) in [
+        (
+            &["diff", "nope", "s0"][..],
+            "container nope: does not exist",
+        ),
+        (
+            &["diff", "web", "s9"],
+            "container web: snapshot s9: does not exist",
+        ),
+        (
+            &["diff", "web", "s0", "s9"],
+            "container web: snapshot s9: does not exist",
+        ),
+        (
+            &["restore", "nope", "s0", "--path", "/etc"],
+            "container nope: does not exist",
+        ),
+        (
+            &["restore", "web", "s9", "--path", "/etc"],
+            "container web: snapshot s9: does not exist",
+        ),
+        (
+            &["restore", "web", "s0", "--path", "etc/hostname"],
+            "path etc/hostname: not absolute",
+        ),
+        (&["restore", "web", "s0", "--path", "/etc/../../x"], "`..`"),
+        (
+            &[
+                "restore",
+                "web",
+                "s0",
+                "--path",
+                "/etc/hostname",
+                "--path",
+                "/no/such",
+            ],
+            "path /no/such: exists in neither",
+        ),
+        (
+            &["restore", "web", "s0", "--path", "/etc/os-release/x"],
+            "/etc/os-release is a symlink",
+        ),
+        (
+            &["restore", "web", "s0", "--path", "/"],
+            "path /: is the root",
+        ),
+    ] {
+        let e = c.fails(args);
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
+    assert_eq!((c.stored(), Manifest::of(&root).unwrap()), before);
+    assert_eq!(
+        c.json(&["snapshot", "list", "web"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
