@@ -5,6 +5,7 @@
 //! - receive failures (corrupt or truncated stream, a base of the right name that is
 //!   another snapshot) leave the previous state as it was and nothing half-made, and a
 //!   retry succeeds.
+//!
 //! Runs in the test VM (`vm-tests`, scenario `lvm send-bytes`); elsewhere it needs root,
 //! loop devices, lvm2, thin-provisioning-tools and dm-thin-pool, and skips without them.
 

@@ -197,10 +197,12 @@ impl LvmBackend {
         }
         let lvs = self.live_lvs()?;
         let snap = self.find_snapshot(&lvs, v, s)?;
-        let base = base.map(|b| self.find_snapshot(&lvs, v, b)).transpose()?;
+        let base = base
+            .map(|b| Ok::<_, Error>((b, self.find_snapshot(&lvs, v, b)?)))
+            .transpose()?;
         let was_active = snap.active;
         self.activate(&snap)?;
-        let sent = self.send_active(v, &snap, base.as_ref(), out, &obj);
+        let sent = self.send_active((s, &snap), base.as_ref().map(|(b, l)| (*b, l)), out, &obj);
         if !was_active {
             if let Err(e) = cli::lvm(&["lvchange", "-q", "-an", &self.lv_path(&snap.name)]) {
                 tracing::warn!(lv = %snap.name, error = %e, "could not deactivate the sent snapshot");
@@ -209,11 +211,11 @@ impl LvmBackend {
         sent
     }
 
+    /// Sends the active snapshot LV `snap`, against `base` if given.
     fn send_active(
         &self,
-        v: &VolumeName,
-        snap: &Lv,
-        base: Option<&Lv>,
+        (name, snap): (&SnapshotName, &Lv),
+        base: Option<(&SnapshotName, &Lv)>,
         out: &mut dyn Write,
         obj: &str,
     ) -> Result<SendStats> {
@@ -222,7 +224,7 @@ impl LvmBackend {
             let _lock = self.send_lock()?;
             let _meta = self.reserve_metadata()?;
             match base {
-                Some(b) => {
+                Some((_, b)) => {
                     let xml = cli::thin_delta(&self.tmeta_dev(), self.thin_id(b)?, snap_id)?;
                     let d = parse::parse_thin_delta(&xml)?;
                     (d.data_block_size, d.changed, d.discarded)
@@ -235,26 +237,21 @@ impl LvmBackend {
             }
         };
         let block = sectors * 512;
-        let name_of = |lv: &Lv| {
-            lv.tag_value(naming::KEY_SNAPSHOT)
-                .and_then(naming::decode)
-                .unwrap_or_default()
-        };
         let header = Header {
             driver: super::DRIVER.to_string(),
             volume_size: snap.size,
             block_size: block,
             snapshot: SnapRef {
-                name: name_of(snap),
+                name: name.to_string(),
                 id: snapshot_id(snap),
             },
             created_ns: created_at(snap).as_nanosecond() as i64,
-            base: base.map(|b| SnapRef {
-                name: name_of(b),
+            base: base.map(|(n, b)| SnapRef {
+                name: n.to_string(),
                 id: snapshot_id(b),
             }),
         };
-        tracing::debug!(volume = %v, snapshot = %obj, ranges = data.len(), discarded = zeros.len(), "sending");
+        tracing::debug!(snapshot = %obj, ranges = data.len(), discarded = zeros.len(), "sending");
         let path = self.dev(&snap.name);
         let dev = File::open(&path).ctx("open snapshot device", &path)?;
         let mut w = StreamWriter::new(out, &header, obj)?;
