@@ -139,7 +139,8 @@ pub fn path_kind(path: &Path) -> PathKind {
 
 /// Chooses the pool source from the flags: no `--source` is the state dir for `dir` and
 /// a loop file in the state dir for the others; `--size` makes a loop file; a directory
-/// is used as is; a block device is formatted.
+/// is used as is; a block device is formatted; for lvm and zfs a relative name that is
+/// no file (`vg/thinpool`, `tank/cairn`) is an existing thin pool or zpool dataset.
 pub fn choose_source(
     driver: DriverKind,
     source: Option<(&Path, PathKind)>,
@@ -147,6 +148,14 @@ pub fn choose_source(
     default_loop: PathBuf,
 ) -> std::result::Result<PoolSource, String> {
     match (source, size) {
+        // `vg/thinpool` or `tank/cairn`: an existing volume group or zpool dataset.
+        (Some((p, PathKind::Missing)), None)
+            if matches!(driver, DriverKind::LvmThin | DriverKind::Zfs) && p.is_relative() =>
+        {
+            Ok(PoolSource::Existing {
+                name: p.to_string_lossy().into_owned(),
+            })
+        }
         (None, None) if driver == DriverKind::Dir => Ok(PoolSource::StateDir),
         (None, size) => Ok(PoolSource::LoopFile {
             path: default_loop,
@@ -196,8 +205,12 @@ pub fn create(
     if store.pool(name.as_str())?.is_some() {
         return Err(Error::Exists(name.to_string()));
     }
-    // Stored in the spec: must not depend on the working directory.
-    let source = source.map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
+    // Stored in the spec: must not depend on the working directory. A relative name that
+    // is no file stays as given: for lvm and zfs it names a thin pool or dataset.
+    let source = source.map(|p| match path_kind(p) {
+        PathKind::Missing if p.is_relative() => p.to_path_buf(),
+        _ => std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()),
+    });
     let source = source.as_deref();
     let default_loop = store.dir().join("disks").join(format!("{name}.img"));
     let source = choose_source(
@@ -338,6 +351,29 @@ mod tests {
             })
         );
         assert!(choose(DriverKind::Dir, Some((f, PathKind::Missing)), None).is_err());
+        // lvm and zfs take an existing thin pool or dataset by name.
+        for (d, n) in [
+            (DriverKind::LvmThin, "vg0/thin"),
+            (DriverKind::Zfs, "tank/cairn"),
+        ] {
+            assert_eq!(
+                choose(d, Some((Path::new(n), PathKind::Missing)), None),
+                Ok(PoolSource::Existing { name: n.into() })
+            );
+        }
+        let missing_abs = Path::new("/no/such/disk");
+        assert!(choose(
+            DriverKind::Zfs,
+            Some((missing_abs, PathKind::Missing)),
+            None
+        )
+        .is_err());
+        assert!(choose(
+            DriverKind::Btrfs,
+            Some((Path::new("vg0/thin"), PathKind::Missing)),
+            None
+        )
+        .is_err());
         assert!(choose(
             DriverKind::Dir,
             Some((f, PathKind::Directory)),

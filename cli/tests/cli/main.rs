@@ -12,4 +12,5 @@ mod images;
 mod pools;
 mod support;
 mod usage;
+mod vm_pools;
 mod workflow;

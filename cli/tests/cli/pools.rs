@@ -21,6 +21,14 @@ fn btrfs_loop_pool_end_to_end() {
     {
         return;
     }
+    loop_pool_end_to_end("btrfs");
+}
+
+/// A pool of `driver` on a loop file cairn creates, used end to end: import into it,
+/// create, snapshot, restore, a full copy into the default dir pool, refusal to delete
+/// it while used, and its removal with its loop file. Run on btrfs here and on lvm and
+/// zfs in the test VM (vm_pools.rs).
+pub fn loop_pool_end_to_end(driver: &str) {
     let c = Cairn::new();
     let loop_file = c.dir.path().join("fast.img");
     c.ok(&[
@@ -28,7 +36,7 @@ fn btrfs_loop_pool_end_to_end() {
         "create",
         "fast",
         "--driver",
-        "btrfs",
+        driver,
         "--source",
         loop_file.to_str().unwrap(),
         "--size",
@@ -36,7 +44,7 @@ fn btrfs_loop_pool_end_to_end() {
     ]);
     let pools = c.json(&["pool", "list"]);
     assert_eq!(pools[0]["name"], "fast");
-    assert_eq!(pools[0]["driver"], "btrfs");
+    assert_eq!(pools[0]["driver"], driver);
     assert_eq!(pools[0]["source"]["type"], "loop-file");
     let show = c.json(&["pool", "show", "fast"]);
     assert_eq!(show["capabilities"]["cow_clone"], true);
@@ -75,6 +83,16 @@ fn btrfs_loop_pool_end_to_end() {
         std::fs::read_to_string(root.join("etc/hostname")).unwrap(),
         "tiny\n"
     );
+
+    // Within the pool: a copy-on-write clone, independent of its origin.
+    c.ok(&["copy", "b1", "b2"]);
+    let root2 = std::path::PathBuf::from(c.json(&["info", "b2"])["rootfs"].as_str().unwrap());
+    std::fs::write(root2.join("etc/hostname"), "clone\n").unwrap();
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/hostname")).unwrap(),
+        "tiny\n"
+    );
+    c.ok(&["delete", "b2"]);
 
     // Into the default (dir) pool: a full copy.
     c.ok(&["copy", "b1/s1", "d1", "--pool", "default"]);
