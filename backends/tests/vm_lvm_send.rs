@@ -96,12 +96,14 @@ fn missing_lvm() -> Option<String> {
         })
 }
 
-/// True when the test may run; prints SKIP otherwise. In the test VM (`CAIRN_REQUIRE=vm`)
-/// a missing requirement fails the test.
+/// True when the test may run; prints SKIP otherwise. In the test VM (`CAIRN_VM=1` with
+/// `vm` in `CAIRN_REQUIRE`) a missing requirement fails the test; on the host `vm` means
+/// "run vm-tests", and `lvm` in `CAIRN_REQUIRE` makes it mandatory.
 fn lvm_present(test: &str) -> bool {
-    let in_vm = cairn_backends::testing::declared()
-        .iter()
-        .any(|d| d == "vm");
+    let in_vm = std::env::var_os("CAIRN_VM").is_some_and(|v| v == "1")
+        && cairn_backends::testing::declared()
+            .iter()
+            .any(|d| d == "vm");
     cairn_backends::testing::require(test, if in_vm { "vm" } else { "lvm" }, missing_lvm())
 }
 
