@@ -75,12 +75,14 @@ fn sorted_xattrs(node: Node<'_>) -> io::Result<Vec<Xattr>> {
 impl Comparer {
     /// Every difference between the two inodes (`a`, `b` are their `stat`), in [`What`]
     /// order. Errors carry the side ("read xattrs of", ...) for the caller to name.
+    /// `data_same`: the caller knows the content is unchanged (btrfs send said so).
     pub(crate) fn changes(
         &mut self,
         a: At<'_>,
         sa: &libc::stat64,
         b: At<'_>,
         sb: &libc::stat64,
+        data_same: bool,
     ) -> Result<Vec<What>, (&'static str, bool, io::Error)> {
         let mut out = meta_changes(sa, sb);
         if out == [What::Type] {
@@ -98,7 +100,7 @@ impl Comparer {
                 let tb = readlink(b).map_err(|e| ("read link", true, e))?;
                 ta != tb
             }
-            EntryType::File if sa.st_size == sb.st_size && sa.st_size > 0 => {
+            EntryType::File if sa.st_size == sb.st_size && sa.st_size > 0 && !data_same => {
                 !self.same_content(a, sa, b, sb)?
             }
             _ => false,

@@ -12,7 +12,7 @@
 //! compares the candidates in both trees ([`super::compare_paths`]), which skips orphan
 //! names present in neither and expands directories present on one side only.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -36,12 +36,30 @@ const ATTR_PATH_LINK: u16 = 17;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Candidates {
     pub paths: BTreeMap<PathBuf, bool>,
+    /// Paths named by a command that can change which inode a path holds or its data
+    /// (create, link, unlink, rename, write, clone, truncate, update-extent...).
+    pub touched: BTreeSet<PathBuf>,
+    /// Whether the stream renamed anything (then no path's inode can be vouched for).
+    pub renames: bool,
 }
 
 impl Candidates {
     pub fn add(&mut self, path: PathBuf, subtree: bool) {
         *self.paths.entry(path).or_insert(false) |= subtree;
     }
+
+    /// Whether the stream shows the file at `path` kept its inode and data: it was only
+    /// named by metadata commands (utimes, chown, chmod, xattrs) and nothing was renamed,
+    /// so every name in the stream is the path in both trees.
+    pub fn data_unchanged(&self, path: &std::path::Path) -> bool {
+        !self.renames && self.paths.contains_key(path) && !self.touched.contains(path)
+    }
+}
+
+/// Commands that only change an inode's metadata: CHMOD, CHOWN, UTIMES, SET_XATTR,
+/// REMOVE_XATTR, FILEATTR.
+fn metadata_only(cmd: u16) -> bool {
+    matches!(cmd, 13 | 14 | 18 | 19 | 20 | 24)
 }
 
 /// The candidates a send stream names, or why the bytes are not a whole stream.
@@ -73,6 +91,7 @@ pub fn candidates(stream: &[u8]) -> Result<Candidates, String> {
         if cmd == CMD_SUBVOL || cmd == CMD_SNAPSHOT {
             continue;
         }
+        out.renames |= cmd == CMD_RENAME;
         let mut attrs = body;
         while !attrs.is_empty() {
             if attrs.len() < 4 {
@@ -85,6 +104,9 @@ pub fn candidates(stream: &[u8]) -> Result<Candidates, String> {
                 .ok_or_else(|| format!("command {cmd}: attribute {ty} cut"))?;
             attrs = &attrs[4 + alen..];
             let path = || PathBuf::from(OsStr::from_bytes(value));
+            if matches!(ty, ATTR_PATH | ATTR_PATH_TO | ATTR_PATH_LINK) && !metadata_only(cmd) {
+                out.touched.insert(path());
+            }
             match ty {
                 ATTR_PATH => out.add(path(), cmd == CMD_RENAME),
                 ATTR_PATH_TO => out.add(path(), true),
@@ -151,6 +173,18 @@ mod tests {
                 ("usr/bin/b".into(), false),
             ]
         );
+        // Renamed: nothing is vouched for. Without the rename, a path named only by UTIMES is.
+        assert!(c.renames && !c.data_unchanged(std::path::Path::new("")));
+        let mut plain = b"btrfs-stream\0".to_vec();
+        plain.extend_from_slice(&1u32.to_le_bytes());
+        cmd(&mut plain, 20, &[(ATTR_PATH, b"etc")]);
+        cmd(&mut plain, 22, &[(ATTR_PATH, b"etc/passwd")]);
+        cmd(&mut plain, 20, &[(ATTR_PATH, b"etc/passwd")]);
+        cmd(&mut plain, CMD_END, &[]);
+        let p = candidates(&plain).unwrap();
+        assert!(p.data_unchanged(std::path::Path::new("etc")));
+        assert!(!p.data_unchanged(std::path::Path::new("etc/passwd")));
+        assert!(!p.data_unchanged(std::path::Path::new("usr")));
         assert!(candidates(&s[..s.len() - 3]).is_err());
         assert!(candidates(b"not a stream at all").is_err());
     }

@@ -200,9 +200,15 @@ fn every_kind_of_change_is_named() {
     let mut c = Candidates::default();
     for ch in &d.changes {
         c.add(ch.path.clone(), false);
+        c.touched.insert(ch.path.clone());
     }
     let again = compare_paths(&a, &b, &c).unwrap();
     assert_eq!(summary(&again), summary(&d));
+    // A path the stream vouches for (only metadata commands named it) is not read.
+    c.touched.clear();
+    let vouched = compare_paths(&a, &b, &c).unwrap();
+    assert!(!summary(&vouched).contains(&"modified file /etc/same-size content".to_string()));
+    assert_eq!(vouched.hashed, 0);
     // Reversed, additions are deletions.
     let back = walk(&b, &a).unwrap();
     assert!(summary(&back).contains(&"deleted file /etc/new".to_string()));

@@ -25,7 +25,8 @@ pub fn walk(a: &Path, b: &Path) -> Result<TreeDiff> {
 
 /// The differences from `a` to `b` at the paths `c` names (each path alone, or with
 /// everything under it when `c` says so, or when it is a directory on one side only).
-/// Paths present in neither tree are skipped. Same comparison as [`walk`].
+/// Paths present in neither tree are skipped. Same comparison as [`walk`], except that
+/// content is not compared where `c` vouches for it ([`Candidates::data_unchanged`]).
 pub fn compare_paths(a: &Path, b: &Path, c: &Candidates) -> Result<TreeDiff> {
     let mut w = Walker::new(a, b);
     let (ra, rb) = (open_root(a)?, open_root(b)?);
@@ -64,10 +65,11 @@ pub fn compare_paths(a: &Path, b: &Path, c: &Candidates) -> Result<TreeDiff> {
         };
         match (pa, sa, pb, sb) {
             (Some(da), Some(_), Some(db), Some(_)) => {
-                let both_dirs = w.pair(
+                let both_dirs = w.pair_with(
                     At::Name(da.as_raw_fd(), &name),
                     At::Name(db.as_raw_fd(), &name),
                     &mut rel,
+                    c.data_unchanged(path),
                 )?;
                 if *subtree && both_dirs {
                     let fa =
@@ -219,11 +221,21 @@ impl<'a> Walker<'a> {
     /// type changed, the subtree of the side that is a directory. Returns whether both
     /// are directories (so the caller may descend).
     fn pair(&mut self, a: At<'_>, b: At<'_>, rel: &mut PathBuf) -> Result<bool> {
+        self.pair_with(a, b, rel, false)
+    }
+
+    fn pair_with(
+        &mut self,
+        a: At<'_>,
+        b: At<'_>,
+        rel: &mut PathBuf,
+        data_same: bool,
+    ) -> Result<bool> {
         let sa = stat(a).map_err(|e| self.err("stat", false, rel, e))?;
         let sb = stat(b).map_err(|e| self.err("stat", true, rel, e))?;
         let changes = self
             .cmp
-            .changes(a, &sa, b, &sb)
+            .changes(a, &sa, b, &sb, data_same)
             .map_err(|(op, second, e)| self.err(op, second, rel, e))?;
         let (ta, tb) = (
             EntryType::of_mode(sa.st_mode),
