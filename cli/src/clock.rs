@@ -1,12 +1,14 @@
 //! The CLI's clock: the system's, or `CAIRN_NOW` for tests.
 //!
-//! `CAIRN_NOW=<RFC 3339 time>` starts cairn's clock at that time; it then runs at the real
-//! pace (so `cairn daemon` under test still sees time pass). It is read here and nowhere
-//! else. While it is set, the snapshots cairn takes are dated by it too (their
+//! `CAIRN_NOW=<RFC 3339 time>` sets cairn's clock to that time: it stands still for a
+//! one-shot command (so what a test reads back is exact), and runs on from there at the
+//! real pace in `cairn daemon` ([`run_on`]), which must see time pass. It is read here
+//! and nowhere else. While it is set, the snapshots cairn takes are dated by it too (their
 //! `taken_at`), instead of by the storage's creation time, so a test can lay out a
 //! month of history in seconds. Local times (`today 09:00`, cron lines, daily buckets)
 //! are read in the system time zone (`TZ`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use anyhow::{anyhow, Result};
@@ -22,6 +24,12 @@ enum Source {
 }
 
 static CLOCK: OnceLock<Result<Source, String>> = OnceLock::new();
+static RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// Lets a simulated clock run on at the real pace from now on (for the daemon).
+pub fn run_on() {
+    RUNNING.store(true, Ordering::SeqCst);
+}
 
 fn source() -> Result<&'static Source> {
     CLOCK
@@ -44,7 +52,8 @@ fn source() -> Result<&'static Source> {
 pub fn now() -> Result<Zoned> {
     Ok(match source()? {
         Source::System(c) => c.now(),
-        Source::Simulated(c) => c.now(),
+        Source::Simulated(c) if RUNNING.load(Ordering::SeqCst) => c.now(),
+        Source::Simulated(c) => c.start().clone(),
     })
 }
 

@@ -2,14 +2,20 @@
 //!
 //! The JSON shapes are a contract (documented in the README):
 //! - `list`: array of `{name, pool, image, created_at}`;
-//! - `snapshot list`: array of `{name, created_at, labels}`; `snapshot show`: one of them;
+//! - `snapshot list`: array of `{name, created_at, labels, origin, expires_at, held,
+//!   hold_reason}`; `snapshot show`: one of them;
 //! - `info`: `{name, pool, image, created_at, rootfs, usage, snapshots}`;
 //! - `image list`: array of `{fingerprint, aliases, description, architecture,
 //!   created_at, imported_at, size, format, compression, properties, pools}`;
 //!   `image show`/`image import`: one of them;
 //! - `pool list`: array of `{name, driver, source, created_at}`; `pool show` adds
 //!   `state_dir, capabilities, usage, containers, images`;
-//! - `check`: array of `{object, problem, repair, repaired}`.
+//! - `check`: array of `{object, problem, repair, repaired}`;
+//! - `restore`: `{container, target_time, snapshot, snapshot_created_at, safety_snapshot,
+//!   dry_run}`; `policy list`: array of `{target, schedule, keep, grid, pre_hook,
+//!   post_hook, updated_at}` (`target` `*` is `--all`); `policy show`/`set`: one of them;
+//!   `policy plan`: `{container, at, policy, plan, simulation, survivors}`; `policy log`:
+//!   array of `{at, container, snapshot, created_at, rule}`.
 //!
 //! Times are RFC 3339 in UTC; `image` is a full fingerprint or null.
 

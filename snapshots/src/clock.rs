@@ -41,6 +41,13 @@ impl OffsetClock {
     }
 }
 
+impl OffsetClock {
+    /// Where the clock started.
+    pub fn start(&self) -> &Zoned {
+        &self.start
+    }
+}
+
 impl Clock for OffsetClock {
     fn now(&self) -> Zoned {
         let elapsed =

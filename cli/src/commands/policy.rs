@@ -295,8 +295,40 @@ fn print_plan(r: &policy::PlanReport) {
 /// `cairn daemon`: runs policies on schedule until SIGTERM or SIGINT.
 pub fn daemon(ctx: &mut Ctx) -> Result<()> {
     crate::clock::now()?;
+    crate::clock::run_on();
     eprintln!("cairn daemon: running snapshot policies; stop with SIGTERM or SIGINT");
     let signal = policy::daemon(&mut ctx.store, crate::clock::now)?;
     eprintln!("cairn daemon: stopped by {signal}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    /// The shipped systemd units start commands this cairn understands.
+    #[test]
+    fn systemd_units_run_real_commands() {
+        for (unit, want) in [
+            (include_str!("../../systemd/cairn-policy.service"), "policy"),
+            (include_str!("../../systemd/cairn-daemon.service"), "daemon"),
+        ] {
+            let exec = unit
+                .lines()
+                .find_map(|l| l.strip_prefix("ExecStart="))
+                .expect("an ExecStart line");
+            let argv: Vec<&str> = exec.split_whitespace().collect();
+            assert!(argv[0].ends_with("/cairn"), "{exec}");
+            let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{exec}: {e}"));
+            match (cli.command, want) {
+                (Command::Policy(super::PolicyCommand::Run), "policy") => {}
+                (Command::Daemon, "daemon") => {}
+                (other, _) => panic!("{exec} parses as {other:?}"),
+            }
+        }
+        let timer = include_str!("../../systemd/cairn-policy.timer");
+        assert!(timer.contains("OnCalendar=") && timer.contains("WantedBy=timers.target"));
+    }
 }

@@ -106,9 +106,17 @@ fn import_create_snapshot_restore_copy_list() {
     assert!(!web1.join("root/new-file").exists());
     same_tree(&reference.path().join("rootfs"), &web1);
 
+    // snap0, and the safety snapshot the restore took of the state before it.
     let snaps = c.json(&["snapshot", "list", "web1"]);
-    assert_eq!(snaps.as_array().unwrap().len(), 1);
+    assert_eq!(snaps.as_array().unwrap().len(), 2, "{snaps}");
     assert_eq!(snaps[0]["name"], "snap0");
+    assert!(
+        snaps[1]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("pre-restore-"),
+        "{snaps}"
+    );
     assert!(is_rfc3339_utc(&snaps[0]["created_at"]), "{snaps}");
     assert_eq!(snaps[0]["labels"]["why"], "before-change");
 
