@@ -252,6 +252,15 @@ pub fn rename(store: &Store, from: &ContainerName, to: &ContainerName) -> Result
 /// interrupted delete is finished by running it again.
 pub fn delete(store: &Store, name: &ContainerName) -> Result<()> {
     let (_record, pool, _lock) = open_locked(store, name)?;
+    let metas = store.snapshot_metas(name.as_str())?;
+    if let Some((snap, m)) = metas.iter().find(|(_, m)| m.hold.is_some()) {
+        let reason = m.hold.as_deref().filter(|r| !r.is_empty());
+        return Err(Error::SnapshotHeld {
+            container: name.to_string(),
+            snapshot: snap.clone(),
+            reason: reason.map(|r| format!(" ({r})")).unwrap_or_default(),
+        });
+    }
     pool.backend
         .delete_volume(&name.volume())
         .map_err(storage(name, "delete"))?;

@@ -616,7 +616,7 @@ pub fn plan(
                     .schedule
                     .as_ref()
                     .and_then(|s| s.next_after(&t))
-                    .filter(|n| n <= &until)
+                    .filter(|n| *n <= until)
                     .unwrap_or_else(|| until.clone());
                 t = next;
                 last_rows = step(&policy, &mut snaps, &mut last_run, &t);

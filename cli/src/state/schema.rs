@@ -81,6 +81,17 @@ CREATE TABLE prune_log (                 -- outlives the containers it names
     rule         TEXT NOT NULL
 );
 "#,
+    r#"
+-- A container's own policy follows it through a rename and goes with it on delete.
+CREATE TRIGGER policy_follows_container_rename AFTER UPDATE OF name ON containers
+BEGIN
+    UPDATE policies SET target = NEW.name WHERE target = OLD.name;
+END;
+CREATE TRIGGER policy_goes_with_container AFTER DELETE ON containers
+BEGIN
+    DELETE FROM policies WHERE target = OLD.name;
+END;
+"#,
 ];
 
 /// Brings the schema to the newest version, one transaction per step.

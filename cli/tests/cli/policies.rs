@@ -348,6 +348,22 @@ fn policy_run_takes_what_is_due_catches_up_once_and_prunes_with_reasons() {
         table.contains("simulated from 2030-01-03T20:30:00Z to 2030-01-04T20:30:00Z: 24 taken"),
         "{table}"
     );
+
+    // A container's policy follows a rename and goes with the container; the log stays.
+    c.ok(&["rename", "c1", "c9"]);
+    assert_eq!(c.json(&["policy", "show", "c9"])["target"], "c9");
+    assert_eq!(c.json(&["snapshot", "show", "c9", &held])["held"], true);
+    let e = c.fails(&["delete", "c9"]);
+    assert!(
+        e.contains(&format!(
+            "snapshot {held}: is held (keep me); release it first"
+        )),
+        "{e}"
+    );
+    c.ok(&["snapshot", "release", "c9", &held]);
+    c.ok(&["delete", "c9"]);
+    assert_eq!(c.json(&["policy", "list"]), serde_json::json!([]));
+    assert!(!c.json(&["policy", "log"]).as_array().unwrap().is_empty());
 }
 
 #[test]
