@@ -339,7 +339,7 @@ fn take_due(
                 ""
             };
             println!(
-                "container {name}: {n} {more}scheduled snapshots ({schedule}) were missed since the last run at {last}; taking one catch-up snapshot"
+                "container {name}: {n} {more}slots of schedule {schedule} passed since the last run at {last}; taking one catch-up snapshot for them"
             );
         }
     }

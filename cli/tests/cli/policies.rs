@@ -222,7 +222,7 @@ fn policy_run_takes_what_is_due_catches_up_once_and_prunes_with_reasons() {
     // Down for a day and a half: one catch-up snapshot, and it says how many were missed.
     let (took, out, ok) = run_at(&c, "2030-01-02T16:30:00Z");
     assert!(ok && took == 1, "{out}");
-    assert!(out.contains("36 scheduled snapshots (@hourly) were missed since the last run at 2030-01-01T04:05:00Z; taking one catch-up snapshot"), "{out}");
+    assert!(out.contains("36 slots of schedule @hourly passed since the last run at 2030-01-01T04:05:00Z; taking one catch-up snapshot for them"), "{out}");
     assert!(out.contains("pruned snapshot auto-20300101T020500Z (taken 2030-01-01T02:05:00Z): older than every rule reaches (hourly=3)"), "{out}");
 
     // A failing pre-hook skips the snapshot, says so, and the run fails.
