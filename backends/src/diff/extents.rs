@@ -6,6 +6,12 @@
 //! `FIEMAP_FLAG_SYNC` flushes dirty pages first, so data still in the page cache shows in
 //! the map. Extents whose map cannot prove anything — unknown, delayed allocation,
 //! inline, tail-packed, compressed or encrypted — make the answer "unknown".
+//!
+//! Only extents flagged `FIEMAP_EXTENT_SHARED` count. Physical offsets are relative to a
+//! filesystem's own device: two block-identical filesystems (an LVM thin snapshot and
+//! its origin, each a mounted ext4) report the same map for a file that was rewritten in
+//! place on one of them. Such extents are never flagged shared (nothing within one
+//! filesystem shares them), so they prove nothing and the content is hashed.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -14,6 +20,8 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 const FS_IOC_FIEMAP: libc::c_ulong = 0xC020_660B;
 const FIEMAP_FLAG_SYNC: u32 = 0x1;
 const FIEMAP_EXTENT_LAST: u32 = 0x1;
+/// The extent is shared with another file of the same filesystem (reflink, snapshot).
+const FIEMAP_EXTENT_SHARED: u32 = 0x2000;
 /// UNKNOWN, DELALLOC, ENCODED, DATA_ENCRYPTED, NOT_ALIGNED, DATA_INLINE, DATA_TAIL.
 const UNPROVABLE: u32 = 0x2 | 0x4 | 0x8 | 0x80 | 0x100 | 0x200 | 0x400;
 const BATCH: usize = 64;
@@ -43,7 +51,8 @@ struct Fiemap {
 /// One mapped extent: logical offset, physical offset, length.
 pub(crate) type Extent = (u64, u64, u64);
 
-/// The file's extent map, or `None` when the filesystem has none or it proves nothing.
+/// The file's extent map, or `None` when the filesystem has none or it proves nothing
+/// (an extent that is not shared, or one of the unprovable kinds).
 pub(crate) fn map(fd: BorrowedFd<'_>) -> io::Result<Option<Vec<Extent>>> {
     let mut out = Vec::new();
     let mut start = 0u64;
@@ -73,7 +82,7 @@ pub(crate) fn map(fd: BorrowedFd<'_>) -> io::Result<Option<Vec<Extent>>> {
         }
         for e in &fm.extents[..n.min(BATCH)] {
             // A physical address of 0 is what filesystems report when they have none.
-            if e.flags & UNPROVABLE != 0 || e.physical == 0 {
+            if e.flags & UNPROVABLE != 0 || e.flags & FIEMAP_EXTENT_SHARED == 0 || e.physical == 0 {
                 return Ok(None);
             }
             out.push((e.logical, e.physical, e.length));
@@ -96,4 +105,107 @@ pub(crate) fn shared(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> io::Result<bool> {
         return Ok(false);
     };
     Ok(ma == mb)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+    use std::path::Path;
+    use std::process::Command;
+
+    use super::*;
+
+    fn missing() -> Option<String> {
+        if !nix::unistd::geteuid().is_root() {
+            return Some("not running as root".into());
+        }
+        if !Path::new("/dev/loop-control").exists() {
+            return Some("no loop devices (/dev/loop-control)".into());
+        }
+        crate::cmd::Tool {
+            name: "mkfs.ext4",
+            package: "e2fsprogs",
+        }
+        .resolve()
+        .err()
+        .map(|e| e.to_string())
+    }
+
+    fn run(args: &[&str]) -> String {
+        let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Two block-identical ext4 filesystems (what an LVM thin snapshot and its origin
+    /// are): a file rewritten in place on one has the same extent map on both, which
+    /// must not pass for the same content.
+    #[test]
+    fn loop_identical_filesystems_prove_nothing() {
+        let test = "diff::extents::loop_identical_filesystems_prove_nothing";
+        if !crate::testing::require(test, "loop", missing()) {
+            return;
+        }
+        let d = tempfile::Builder::new()
+            .prefix("cairn-fiemap-")
+            .tempdir()
+            .unwrap();
+        let (img_a, img_b) = (d.path().join("a.img"), d.path().join("b.img"));
+        let (mnt_a, mnt_b) = (d.path().join("a"), d.path().join("b"));
+        std::fs::create_dir(&mnt_a).unwrap();
+        std::fs::create_dir(&mnt_b).unwrap();
+        std::fs::File::create(&img_a)
+            .unwrap()
+            .set_len(64 << 20)
+            .unwrap();
+        run(&["mkfs.ext4", "-q", "-F", img_a.to_str().unwrap()]);
+        run(&[
+            "mount",
+            "-o",
+            "loop",
+            img_a.to_str().unwrap(),
+            mnt_a.to_str().unwrap(),
+        ]);
+        std::fs::write(mnt_a.join("f"), vec![7u8; 256 << 10]).unwrap();
+        run(&["umount", mnt_a.to_str().unwrap()]);
+        std::fs::copy(&img_a, &img_b).unwrap();
+        run(&[
+            "mount",
+            "-o",
+            "loop",
+            img_a.to_str().unwrap(),
+            mnt_a.to_str().unwrap(),
+        ]);
+        let mounted_b = Command::new("mount")
+            .args([
+                "-o",
+                "loop",
+                img_b.to_str().unwrap(),
+                mnt_b.to_str().unwrap(),
+            ])
+            .status()
+            .unwrap();
+        assert!(mounted_b.success());
+        // Same size, same blocks, other bytes.
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(mnt_b.join("f"))
+            .unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, b"changed", 4096).unwrap();
+        f.sync_all().unwrap();
+        let fa = std::fs::File::open(mnt_a.join("f")).unwrap();
+        let fb = std::fs::File::open(mnt_b.join("f")).unwrap();
+        let result = shared(fa.as_fd(), fb.as_fd());
+        drop((f, fa, fb));
+        let _ = Command::new("umount").arg(&mnt_b).status();
+        let _ = Command::new("umount").arg(&mnt_a).status();
+        assert!(
+            !result.unwrap(),
+            "unshared extents were taken for the same bytes"
+        );
+    }
 }
