@@ -1,8 +1,10 @@
 //! Bad input and a full filesystem: typed errors, and nothing changed.
 
+use std::process::Command;
+
 use cairn_backends::{CloneSource, PoolName, SnapshotName, VolumeName};
 
-use crate::fixture::{Fixture, Tier};
+use crate::fixture::{sh, Fixture, Tier};
 use crate::util::*;
 
 /// Invalid names never parse; missing objects are `NotFound`, taken names
@@ -136,7 +138,7 @@ pub fn no_space_is_clean(tier: Tier, test: &str) {
     let m0 = manifest(&op);
     b.create_volume(&filler).unwrap();
     let fp = b.mount_volume(&filler).unwrap();
-    fill(&fp.join("filler"), 8 << 20);
+    let reservation = fill_pool(&fp, 8 << 20);
     sync();
     let free = fs_avail(&fp);
     assert!(free < 16 << 20, "filler left {free} bytes free");
@@ -189,6 +191,9 @@ pub fn no_space_is_clean(tier: Tier, test: &str) {
     // Space back: the pool works again, nothing left over in the way.
     b.unmount_volume(&filler).unwrap();
     b.delete_volume(&filler).unwrap();
+    if let Some(ds) = reservation {
+        sh(Command::new("zfs").args(["destroy", &ds]));
+    }
     sync();
     b.clone_volume(CloneSource::Volume(&o), &c)
         .unwrap_or_else(|e| panic!("clone after freeing space: {e}"));
@@ -229,6 +234,39 @@ fn write_over(f: &std::fs::File, at: u64, len: u64) -> bool {
         off += n as u64;
     }
     true
+}
+
+/// Leaves about `leave` bytes free in the pool that holds `dir`. On ZFS, whose
+/// `fallocate` reserves nothing and whose writes near a full pool crawl (minutes under
+/// qemu TCG), a dataset beside cairn's, `<zpool>/cairn-test-filler`, reserves the space
+/// (`zfs create -o reservation=`); its name is returned, to destroy when space should come
+/// back. Elsewhere a file `filler` in `dir` takes it.
+fn fill_pool(dir: &std::path::Path, leave: u64) -> Option<String> {
+    const ZFS_SUPER_MAGIC: i64 = 0x2fc12fc1;
+    let fs = nix::sys::statfs::statfs(dir).unwrap();
+    if fs.filesystem_type().0 as i64 != ZFS_SUPER_MAGIC {
+        fill(&dir.join("filler"), leave);
+        return None;
+    }
+    let out = Command::new("findmnt")
+        .args(["-n", "-o", "SOURCE", "--target"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    let source = String::from_utf8(out.stdout).unwrap();
+    let zpool = source.trim().split('/').next().unwrap().to_string();
+    assert!(!zpool.is_empty(), "no zpool behind {}", dir.display());
+    let ds = format!("{zpool}/cairn-test-filler");
+    let want = fs_avail(dir).saturating_sub(leave);
+    sh(Command::new("zfs").args([
+        "create",
+        "-o",
+        &format!("reservation={want}"),
+        "-o",
+        "mountpoint=none",
+        &ds,
+    ]));
+    Some(ds)
 }
 
 /// Allocates a file until about `leave` bytes are free on its filesystem.
