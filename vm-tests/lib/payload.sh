@@ -26,12 +26,13 @@ payload_image() {
   printf '/payload/image/%s\n' "$(basename "$image")"
 }
 
-# Builds the test binary of package $2, target $3 (lib | test:NAME) with
-# `cargo test --profile vm --no-run` (optimized: TCG is slow), ships it and its libraries into payload $1, and prints
+# Builds the test binary of package $2, target $3 (lib | test:NAME | bench:NAME) with
+# `cargo test --profile vm --no-run`, or `cargo bench --profile vm --no-run` for a bench
+# (optimized: TCG is slow), ships it and its libraries into payload $1, and prints
 # "<binary name in payload> <package directory>". Build output goes to log $4.
 payload_cargo_test() {
   local dir=$1 package=$2 target=$3 logfile=$4
-  local select jqsel
+  local command=test select jqsel
   case $target in
     lib)
       select=(--lib)
@@ -41,18 +42,25 @@ payload_cargo_test() {
       select=(--test "${target#test:}")
       jqsel=".target.kind == [\"test\"] and .target.name == \"${target#test:}\""
       ;;
-    *) log "unknown cargo target '$target' (use lib or test:NAME)"; return 1 ;;
+    bench:*)
+      # A bench's record: "target":{"kind":["bench"],...}, "profile":{"test":true,...}.
+      command=bench
+      select=(--bench "${target#bench:}")
+      jqsel=".target.kind == [\"bench\"] and .target.name == \"${target#bench:}\""
+      ;;
+    *) log "unknown cargo target '$target' (use lib, test:NAME or bench:NAME)"; return 1 ;;
   esac
   local artifact
   artifact=$(cd "$WORKSPACE_DIR" &&
-    cargo test --profile vm -p "$package" "${select[@]}" --no-run --message-format=json \
+    cargo "$command" --profile vm -p "$package" "${select[@]}" --no-run --message-format=json \
       2>"$logfile" | jq -c "select(.reason == \"compiler-artifact\" and .profile.test
         and .executable != null and ($jqsel))" | tail -n1) || true
-  [[ -n $artifact ]] || { log "cargo built no test binary for $package $target"; return 1; }
+  [[ -n $artifact ]] || { log "cargo built no $command binary for $package $target"; return 1; }
   local exe manifest name
   exe=$(jq -r .executable <<<"$artifact")
   manifest=$(jq -r .manifest_path <<<"$artifact")
   name="$package-${target#test:}"
+  name=${name//:/-} # bench:NAME -> <package>-bench-NAME
   link_or_copy "$exe" "$dir/bin/$name"
   payload_libs "$dir" "$exe"
   printf '%s %s\n' "$name" "$(dirname "$manifest")"

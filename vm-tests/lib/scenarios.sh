@@ -53,6 +53,9 @@ prepare_cargo_share() {
     return 1
   fi
   read -r name pkgdir <<<"$built"
+  # A bench gets the argv `cargo bench` gives it: `--bench` first (a libtest bench runs
+  # its benchmarks only with it; a harness = false one is free to ignore it).
+  if [[ $target == bench:* ]]; then set -- --bench "$@"; fi
   # The binary and its libraries run from the guest's disk-backed /tmp, not over 9p:
   # a process killed while it pages its binary in over 9p can hang in the 9p client.
   {
