@@ -65,6 +65,18 @@ pub fn typed(e: Error, op: &'static str, kind: Kind, object: &str) -> Error {
 
 /// Every LV of `vg` (hidden ones left out); empty when the VG does not exist.
 pub fn lvs(vg: &str) -> Result<Vec<Lv>> {
+    report(vg)
+}
+
+/// The LV `vg/lv` alone, if it exists (one `lvs vg/lv`, no report of the whole VG).
+pub fn lv(vg: &str, lv: &str) -> Result<Option<Lv>> {
+    Ok(report(&format!("{vg}/{lv}"))?
+        .into_iter()
+        .find(|l| l.name == lv))
+}
+
+/// `lvs` of a VG or of one `vg/lv`; empty when it does not exist.
+fn report(what: &str) -> Result<Vec<Lv>> {
     match lvm(&[
         "lvs",
         "--reportformat",
@@ -74,7 +86,7 @@ pub fn lvs(vg: &str) -> Result<Vec<Lv>> {
         "--nosuffix",
         "-o",
         LVS_FIELDS,
-        vg,
+        what,
     ]) {
         Ok(out) => parse::parse_lvs(&out),
         Err(e) if is_not_found(&e) => Ok(Vec::new()),

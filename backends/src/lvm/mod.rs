@@ -33,6 +33,14 @@
 //! - A process killed while LVM had a device suspended leaves it suspended; `mount_pool`
 //!   resumes suspended devices of the VG.
 //!
+//! ## LVM calls
+//! Every `lvm` command costs a start-up (0.3–1.5 s under qemu TCG), so an operation takes
+//! one `lvs` report of the VG and passes it down: lookups, the ownership and fill checks,
+//! the leftovers to clear and the listings are pure functions over `&[Lv]` (tested in
+//! `tests.rs`). Calls whose result is known are skipped: an LV without a device node is
+//! inactive, and a volume mounted from its own device node exists. With `CAIRN_LOG=debug`
+//! each operation's commands are logged inside the span `lvm{op=...}`.
+//!
 //! ## Native send
 //! Streams carry only the blocks the thin pool's metadata says a snapshot maps, or that
 //! changed since a base snapshot (`thin_dump`/`thin_delta` on a reserved metadata
@@ -45,6 +53,8 @@ mod pool;
 mod send;
 mod snapshots;
 mod stream;
+#[cfg(test)]
+mod tests;
 mod volumes;
 
 use std::io::{Read, Write};
@@ -178,15 +188,23 @@ impl LvmBackend {
         lv.has_tag(naming::TAG) && lv.has_tag(&self.pool_tag)
     }
 
-    /// Our LVs in the VG (the thin pool included for a VG of our own).
-    fn our_lvs(&self) -> Result<Vec<Lv>> {
+    /// Every LV of the VG: one `lvs` call (empty when the VG does not exist). An operation
+    /// takes it once and passes it down; the helpers that take `&[Lv]` only read it.
+    fn report(&self) -> Result<Vec<Lv>> {
         if self.vg.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(cli::lvs(&self.vg)?
-            .into_iter()
-            .filter(|l| self.is_ours(l))
-            .collect())
+        cli::lvs(&self.vg)
+    }
+
+    /// Our LVs in a report (the thin pool included for a VG of our own).
+    fn ours(&self, all: &[Lv]) -> Vec<Lv> {
+        all.iter().filter(|l| self.is_ours(l)).cloned().collect()
+    }
+
+    /// Our LVs in the VG (one `lvs` call).
+    fn our_lvs(&self) -> Result<Vec<Lv>> {
+        Ok(self.ours(&self.report()?))
     }
 
     /// The thin pool, or an error saying the pool is not there.
@@ -194,29 +212,48 @@ impl LvmBackend {
         lvs.iter()
             .find(|l| l.name == self.thin_pool && l.is_thin_pool())
             .cloned()
-            .ok_or_else(|| {
-                self.invalid(
-                    "use pool",
-                    format!(
-                        "no cairn thin pool {}/{} (create or mount the pool first)",
-                        self.vg, self.thin_pool
-                    ),
-                )
-            })
+            .ok_or_else(|| self.no_pool())
     }
 
-    /// Our complete LVs, failing unless the pool is there.
-    fn live_lvs(&self) -> Result<Vec<Lv>> {
+    fn no_pool(&self) -> Error {
+        self.invalid(
+            "use pool",
+            format!(
+                "no cairn thin pool {}/{} (create or mount the pool first)",
+                self.vg, self.thin_pool
+            ),
+        )
+    }
+
+    /// Fails unless the report holds our thin pool.
+    fn check_pool(&self, all: &[Lv]) -> Result<()> {
+        let tp = all.iter().find(|l| l.name == self.thin_pool);
+        if tp.is_some_and(|l| l.is_thin_pool() && self.is_ours(l)) {
+            Ok(())
+        } else {
+            Err(self.no_pool())
+        }
+    }
+
+    /// The report of a pool in use (one `lvs` call), failing unless our thin pool is there.
+    fn pool_report(&self) -> Result<Vec<Lv>> {
         self.check_source("use pool")?;
         let all = cli::lvs(&self.vg)?;
-        let tp = all.iter().find(|l| l.name == self.thin_pool);
-        if !tp.is_some_and(|l| l.is_thin_pool() && self.is_ours(l)) {
-            self.thin_pool_lv(&[])?;
-        }
-        Ok(all
-            .into_iter()
+        self.check_pool(&all)?;
+        Ok(all)
+    }
+
+    /// Our complete LVs in a report, the thin pool left out: what objects are looked up in.
+    fn live(&self, all: &[Lv]) -> Vec<Lv> {
+        all.iter()
             .filter(|l| self.is_ours(l) && !l.has_tag(naming::TAG_INCOMPLETE) && !l.is_thin_pool())
-            .collect())
+            .cloned()
+            .collect()
+    }
+
+    /// Our complete LVs, failing unless the pool is there (one `lvs` call).
+    fn live_lvs(&self) -> Result<Vec<Lv>> {
+        Ok(self.live(&self.pool_report()?))
     }
 
     /// The volume's LV, or `NotFound`: an LV of ours whose tags name the volume and whose
@@ -262,9 +299,9 @@ impl LvmBackend {
             .collect()
     }
 
-    /// Refuses with `NoSpace` when the thin pool's data or metadata is nearly full.
-    fn check_fill(&self, op: &'static str, object: &str) -> Result<()> {
-        let tp = self.thin_pool_lv(&cli::lvs(&self.vg)?)?;
+    /// Refuses with `NoSpace` when the thin pool in the report is nearly full.
+    fn check_fill(&self, all: &[Lv], op: &'static str, object: &str) -> Result<()> {
+        let tp = self.thin_pool_lv(all)?;
         let data = tp.data_percent.unwrap_or(0.0);
         let meta = tp.metadata_percent.unwrap_or(0.0);
         if data >= FULL_PERCENT || meta >= FULL_PERCENT {
@@ -297,6 +334,12 @@ impl LvmBackend {
         cli::lvm(&args)?;
         Ok(())
     }
+}
+
+/// A debug span around one driver operation: with `CAIRN_LOG=debug` every command it
+/// runs is logged inside `lvm{op=...}`, so the LVM calls of each operation can be counted.
+fn op_span(op: &'static str) -> tracing::span::EnteredSpan {
+    tracing::debug_span!("lvm", op).entered()
 }
 
 fn now_ns() -> i128 {
@@ -332,66 +375,82 @@ impl Backend for LvmBackend {
     }
 
     fn create_pool(&self) -> Result<CreateAction<()>> {
+        let _op = op_span("create_pool");
         self.do_create_pool()
     }
 
     fn mount_pool(&self) -> Result<()> {
+        let _op = op_span("mount_pool");
         self.do_mount_pool()
     }
 
     fn unmount_pool(&self) -> Result<()> {
+        let _op = op_span("unmount_pool");
         self.do_unmount_pool()
     }
 
     fn delete_pool(&self) -> Result<DeleteAction> {
+        let _op = op_span("delete_pool");
         self.do_delete_pool()
     }
 
     fn pool_usage(&self) -> Result<Usage> {
+        let _op = op_span("pool_usage");
         self.do_pool_usage()
     }
 
     fn create_volume(&self, name: &VolumeName) -> Result<CreateAction<()>> {
+        let _op = op_span("create_volume");
         self.do_create_volume(name)
     }
 
     fn clone_volume(&self, src: CloneSource<'_>, dst: &VolumeName) -> Result<()> {
+        let _op = op_span("clone_volume");
         self.do_clone_volume(src, dst)
     }
 
     fn delete_volume(&self, name: &VolumeName) -> Result<DeleteAction> {
+        let _op = op_span("delete_volume");
         self.do_delete_volume(name)
     }
 
     fn rename_volume(&self, from: &VolumeName, to: &VolumeName) -> Result<()> {
+        let _op = op_span("rename_volume");
         self.do_rename_volume(from, to)
     }
 
     fn mount_volume(&self, name: &VolumeName) -> Result<PathBuf> {
+        let _op = op_span("mount_volume");
         self.do_mount_volume(name)
     }
 
     fn unmount_volume(&self, name: &VolumeName) -> Result<()> {
+        let _op = op_span("unmount_volume");
         crate::mounts::unmount(&self.vol_mnt(name))
     }
 
     fn volume_usage(&self, name: &VolumeName) -> Result<Usage> {
+        let _op = op_span("volume_usage");
         self.do_volume_usage(name)
     }
 
     fn list_volumes(&self) -> Result<Vec<VolumeInfo>> {
+        let _op = op_span("list_volumes");
         self.do_list_volumes()
     }
 
     fn create_snapshot(&self, volume: &VolumeName, snap: &SnapshotName) -> Result<SnapshotInfo> {
+        let _op = op_span("create_snapshot");
         self.do_create_snapshot(volume, snap)
     }
 
     fn list_snapshots(&self, volume: &VolumeName) -> Result<Vec<SnapshotInfo>> {
+        let _op = op_span("list_snapshots");
         self.do_list_snapshots(volume)
     }
 
     fn delete_snapshot(&self, volume: &VolumeName, snap: &SnapshotName) -> Result<DeleteAction> {
+        let _op = op_span("delete_snapshot");
         self.do_delete_snapshot(volume, snap)
     }
 
@@ -401,18 +460,22 @@ impl Backend for LvmBackend {
         from: &SnapshotName,
         to: &SnapshotName,
     ) -> Result<()> {
+        let _op = op_span("rename_snapshot");
         self.do_rename_snapshot(volume, from, to)
     }
 
     fn restore_snapshot(&self, volume: &VolumeName, snap: &SnapshotName) -> Result<()> {
+        let _op = op_span("restore_snapshot");
         self.do_restore_snapshot(volume, snap)
     }
 
     fn mount_snapshot(&self, volume: &VolumeName, snap: &SnapshotName) -> Result<PathBuf> {
+        let _op = op_span("mount_snapshot");
         self.do_mount_snapshot(volume, snap)
     }
 
     fn unmount_snapshot(&self, volume: &VolumeName, snap: &SnapshotName) -> Result<()> {
+        let _op = op_span("unmount_snapshot");
         self.do_unmount_snapshot(volume, snap)
     }
 
@@ -423,6 +486,7 @@ impl Backend for LvmBackend {
         base: Option<&SnapshotName>,
         out: &mut dyn Write,
     ) -> Result<SendStats> {
+        let _op = op_span("send");
         self.do_send(volume, snap, base, out)
     }
 
@@ -432,6 +496,7 @@ impl Backend for LvmBackend {
         snap: &SnapshotName,
         input: &mut dyn Read,
     ) -> Result<SnapshotInfo> {
+        let _op = op_span("receive");
         self.do_receive(volume, snap, input)
     }
 }

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::parse::Lv;
 use super::{cli, naming, LvmBackend};
 use crate::backend::PoolSource;
 use crate::cmd::{DMSETUP, LVM, THIN_CHECK};
@@ -11,6 +12,17 @@ use crate::loopdev;
 use crate::mounts;
 use crate::revert::Revert;
 use crate::types::{CreateAction, DeleteAction, Usage};
+
+/// What `mount_pool` does with the leftovers of interrupted work.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct LeftoverPlan {
+    /// LVs tagged incomplete: removed.
+    pub incomplete: Vec<String>,
+    /// The old LVs of finished restores: removed.
+    pub replaced: Vec<String>,
+    /// The old LVs of unfinished restores, renamed back to the volume's LV: (from, to).
+    pub rename_back: Vec<(String, String)>,
+}
 
 impl LvmBackend {
     /// The tools and kernel support every pool operation needs.
@@ -223,7 +235,7 @@ impl LvmBackend {
             cli::lvm(&["lvchange", "-ay", &self.lv_path(&self.thin_pool)])?;
         }
         self.make_dirs()?;
-        self.clean_leftovers()
+        self.clean_leftovers(&lvs)
     }
 
     /// Resumes devices of the VG that a killed LVM command left suspended (their I/O
@@ -256,19 +268,20 @@ impl LvmBackend {
         Ok(())
     }
 
-    /// Deletes LVs of interrupted operations and finishes or undoes interrupted restores.
-    fn clean_leftovers(&self) -> Result<()> {
-        let lvs = self.our_lvs()?;
+    /// What `mount_pool` does with the leftovers of interrupted work in the report `all`:
+    /// LVs of ours tagged incomplete are removed; a restore's old LV (`o-<vol>`) is removed
+    /// too when the volume exists (the restore was done), else renamed back (undone).
+    pub(super) fn leftover_plan(&self, all: &[Lv]) -> LeftoverPlan {
+        let lvs = self.ours(all);
         let doomed: Vec<String> = lvs
             .iter()
             .filter(|l| l.has_tag(naming::TAG_INCOMPLETE))
             .map(|l| l.name.clone())
             .collect();
-        for name in &doomed {
-            tracing::info!(lv = %name, "removing the leftover of an interrupted operation");
-        }
-        self.remove_lvs(&doomed)?;
-        // A restore's old LV (`o-<vol>`): done if the volume exists, else undone.
+        let mut plan = LeftoverPlan {
+            incomplete: doomed.clone(),
+            ..LeftoverPlan::default()
+        };
         for lv in lvs.iter().filter(|l| !doomed.contains(&l.name)) {
             let Some(v) = lv
                 .tag_value(naming::KEY_VOLUME)
@@ -285,10 +298,31 @@ impl LvmBackend {
                 .iter()
                 .any(|l| l.name == vol && !doomed.contains(&l.name))
             {
-                self.remove_lvs(std::slice::from_ref(&lv.name))?;
+                plan.replaced.push(lv.name.clone());
             } else {
-                cli::lvm(&["lvrename", &self.vg, &lv.name, &vol])?;
+                plan.rename_back.push((lv.name.clone(), vol));
             }
+        }
+        plan
+    }
+
+    /// Deletes LVs of interrupted operations and finishes or undoes interrupted restores,
+    /// as of the report `all`: one `lvremove`, then the renames (after it, so that an
+    /// incomplete `v-<vol>` is gone before `o-<vol>` takes its name back).
+    fn clean_leftovers(&self, all: &[Lv]) -> Result<()> {
+        let plan = self.leftover_plan(all);
+        for name in &plan.incomplete {
+            tracing::info!(lv = %name, "removing the leftover of an interrupted operation");
+        }
+        for name in &plan.replaced {
+            tracing::info!(lv = %name, "removing the old live state of a finished restore");
+        }
+        let mut doomed = plan.incomplete;
+        doomed.extend(plan.replaced);
+        self.remove_lvs(&doomed)?;
+        for (from, to) in &plan.rename_back {
+            tracing::info!(lv = %from, to = %to, "undoing an interrupted restore");
+            cli::lvm(&["lvrename", &self.vg, from, to])?;
         }
         Ok(())
     }
@@ -343,6 +377,8 @@ impl LvmBackend {
     pub(super) fn do_delete_pool(&self) -> Result<DeleteAction> {
         const OP: &str = "delete pool";
         self.check_source(OP)?;
+        // The report the Existing check takes is the one the rest of the operation reads.
+        let mut report = None;
         let present = match &self.spec.source {
             PoolSource::LoopFile { path, .. } => {
                 if !path.exists() {
@@ -352,9 +388,14 @@ impl LvmBackend {
                     true
                 }
             }
-            PoolSource::Existing { .. } => cli::lvs(&self.vg)?
-                .iter()
-                .any(|l| l.name == self.thin_pool && self.is_ours(l)),
+            PoolSource::Existing { .. } => {
+                let all = cli::lvs(&self.vg)?;
+                let present = all
+                    .iter()
+                    .any(|l| l.name == self.thin_pool && self.is_ours(l));
+                report = Some(all);
+                present
+            }
             _ => match self.own_vg_state()? {
                 Some(true) => true,
                 Some(false) => return Err(self.not_ours(OP)),
@@ -364,7 +405,14 @@ impl LvmBackend {
         if !present {
             return Ok(DeleteAction::Identity);
         }
-        let vols = self.do_list_volumes()?;
+        let all = match report {
+            Some(all) => {
+                self.check_pool(&all)?;
+                all
+            }
+            None => self.pool_report()?,
+        };
+        let vols = self.volumes_in(&self.live(&all));
         if !vols.is_empty() {
             let names: Vec<String> = vols.iter().map(|v| v.name.to_string()).collect();
             return Err(Error::Busy {
@@ -378,7 +426,7 @@ impl LvmBackend {
         }
         self.unmount_all()?;
         let rest: Vec<String> = self
-            .our_lvs()?
+            .ours(&all)
             .into_iter()
             .filter(|l| !l.is_thin_pool())
             .map(|l| l.name)
@@ -419,7 +467,12 @@ impl LvmBackend {
     }
 
     pub(super) fn do_pool_usage(&self) -> Result<Usage> {
-        let tp = self.thin_pool_lv(&cli::lvs(&self.vg)?)?;
+        self.usage_in(&cli::lvs(&self.vg)?)
+    }
+
+    /// The thin pool's usage as of the report `all`.
+    pub(super) fn usage_in(&self, all: &[Lv]) -> Result<Usage> {
+        let tp = self.thin_pool_lv(all)?;
         let used = (tp.size as f64 * tp.data_percent.unwrap_or(0.0) / 100.0) as u64;
         Ok(Usage {
             total: tp.size,

@@ -284,7 +284,8 @@ impl LvmBackend {
         let obj = format!("{v}/{s}");
         let mut reader = StreamReader::new(input, &obj)?;
         let h = reader.header().clone();
-        let lvs = self.live_lvs()?;
+        let all = self.pool_report()?;
+        let lvs = self.live(&all);
         let volume = self.find_volume(&lvs, v).ok();
         let created = jiff::Timestamp::from_nanosecond(i128::from(h.created_ns))
             .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
@@ -346,12 +347,12 @@ impl LvmBackend {
                 Some(lv)
             }
         };
-        self.check_fill("receive snapshot", &obj)?;
+        self.check_fill(&all, "receive snapshot", &obj)?;
         let lv = self.snap_lv(v, s);
-        self.clear_leftover(&lv)?;
+        self.clear_leftover(&all, &lv)?;
         let vol_lv = self.vol_lv(v);
         if volume.is_none() {
-            self.clear_leftover(&vol_lv)?;
+            self.clear_leftover(&all, &vol_lv)?;
         }
         Revert::new().run(|rv| {
             let mut args: Vec<String> = match &base {
@@ -382,7 +383,10 @@ impl LvmBackend {
             rv.add("remove the received snapshot", move || {
                 self.remove_lvs(&[l])
             });
-            cli::lvm(&["lvchange", "-q", "-ay", "-K", &self.lv_path(&lv)])?;
+            // lvcreate activates it (skip flag off); its device node says so.
+            if !self.dev(&lv).exists() {
+                cli::lvm(&["lvchange", "-q", "-ay", "-K", &self.lv_path(&lv)])?;
+            }
             self.apply(&mut reader, &lv)?;
             cli::lvm(&["lvchange", "-q", "-an", &self.lv_path(&lv)])?;
             if volume.is_none() {

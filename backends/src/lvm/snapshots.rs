@@ -30,13 +30,14 @@ impl LvmBackend {
         volume: &VolumeName,
         snap: &SnapshotName,
     ) -> Result<SnapshotInfo> {
-        let lvs = self.live_lvs()?;
+        let all = self.pool_report()?;
+        let lvs = self.live(&all);
         let vol = self.find_volume(&lvs, volume)?;
         let object = format!("{volume}/{snap}");
         if self.find_snapshot(&lvs, volume, snap).is_ok() {
             return Err(Error::exists(Kind::Snapshot, &object));
         }
-        self.check_fill("create snapshot", &object)?;
+        self.check_fill(&all, "create snapshot", &object)?;
         let lv = self.snap_lv(volume, snap);
         let ns = now_ns();
         // One lvcreate: read-only, skipped at activation, tagged, in one metadata commit.
@@ -65,14 +66,19 @@ impl LvmBackend {
     pub(super) fn do_list_snapshots(&self, volume: &VolumeName) -> Result<Vec<SnapshotInfo>> {
         let lvs = self.live_lvs()?;
         self.find_volume(&lvs, volume)?;
+        Ok(self.snapshots_in(&lvs, volume))
+    }
+
+    /// The snapshots of `volume` among the complete LVs `live`, oldest first.
+    pub(super) fn snapshots_in(&self, live: &[Lv], volume: &VolumeName) -> Vec<SnapshotInfo> {
         let enc = naming::encode(volume.as_str());
-        let mut out: Vec<SnapshotInfo> = lvs
+        let mut out: Vec<SnapshotInfo> = live
             .iter()
             .filter(|l| l.tag_value(naming::KEY_VOLUME) == Some(&enc))
             .filter_map(|l| self.info_of(volume, l))
             .collect();
         out.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
-        Ok(out)
+        out
     }
 
     pub(super) fn do_delete_snapshot(
@@ -80,14 +86,18 @@ impl LvmBackend {
         volume: &VolumeName,
         snap: &SnapshotName,
     ) -> Result<DeleteAction> {
-        self.do_unmount_snapshot(volume, snap)?;
-        let lvs = self.live_lvs()?;
-        match self.find_snapshot(&lvs, volume, snap) {
+        self.unmount_snapshot_dir(volume, snap)?;
+        let all = self.pool_report()?;
+        match self.find_snapshot(&self.live(&all), volume, snap) {
             Ok(lv) => {
+                // lvremove -f takes an active LV too: no deactivation first.
                 self.remove_lvs(&[lv.name])?;
                 Ok(DeleteAction::Deleted)
             }
-            Err(_) => Ok(DeleteAction::Identity),
+            Err(_) => {
+                self.deactivate_snapshot(&all, volume, snap)?;
+                Ok(DeleteAction::Identity)
+            }
         }
     }
 
@@ -97,12 +107,13 @@ impl LvmBackend {
         from: &SnapshotName,
         to: &SnapshotName,
     ) -> Result<()> {
-        let lvs = self.live_lvs()?;
+        let all = self.pool_report()?;
+        let lvs = self.live(&all);
         let lv = self.find_snapshot(&lvs, volume, from)?;
         if self.find_snapshot(&lvs, volume, to).is_ok() {
             return Err(Error::exists(Kind::Snapshot, format!("{volume}/{to}")));
         }
-        self.do_unmount_snapshot(volume, from)?;
+        self.unmount_snapshot_in(&all, volume, from)?;
         self.rename_lv(
             &lv.name,
             &self.snap_lv(volume, to),
@@ -116,24 +127,18 @@ impl LvmBackend {
         volume: &VolumeName,
         snap: &SnapshotName,
     ) -> Result<()> {
-        let lvs = self.live_lvs()?;
+        let all = self.pool_report()?;
+        let lvs = self.live(&all);
         let vol = self.find_volume(&lvs, volume)?;
         let src = self.find_snapshot(&lvs, volume, snap)?;
-        self.check_fill("restore snapshot", &format!("{volume}/{snap}"))?;
+        self.check_fill(&all, "restore snapshot", &format!("{volume}/{snap}"))?;
         mounts::unmount(&self.vol_mnt(volume)).map_err(|e| Error::Busy {
             op: "restore snapshot",
             object: volume.to_string(),
             reason: format!("its filesystem cannot be unmounted: {e}"),
         })?;
         let (new, old) = (self.restore_lv("n", volume), self.restore_lv("o", volume));
-        // Leftovers of an earlier attempt that mount_pool has not seen yet.
-        let stale: Vec<String> = self
-            .our_lvs()?
-            .into_iter()
-            .filter(|l| l.name == new || (l.name == old && l.has_tag(naming::TAG_INCOMPLETE)))
-            .map(|l| l.name)
-            .collect();
-        self.remove_lvs(&stale)?;
+        self.remove_lvs(&self.restore_stale(&all, &new, &old))?;
         let ns = created_at(&vol).as_nanosecond();
         Revert::new().run(|rv| {
             let mut args = vec![
@@ -185,16 +190,57 @@ impl LvmBackend {
         Ok(at)
     }
 
+    /// Leftovers of an earlier restore that mount_pool has not seen yet: the new LV `new`,
+    /// and the old LV `old` if incomplete.
+    pub(super) fn restore_stale(&self, all: &[Lv], new: &str, old: &str) -> Vec<String> {
+        all.iter()
+            .filter(|l| self.is_ours(l))
+            .filter(|l| l.name == new || (l.name == old && l.has_tag(naming::TAG_INCOMPLETE)))
+            .map(|l| l.name.clone())
+            .collect()
+    }
+
     pub(super) fn do_unmount_snapshot(
         &self,
         volume: &VolumeName,
         snap: &SnapshotName,
     ) -> Result<()> {
+        self.unmount_snapshot_dir(volume, snap)?;
+        // An LV without a device node is inactive: nothing to ask LVM. Else only this LV.
+        let name = self.snap_lv(volume, snap);
+        if self.vg.is_empty() || !self.dev(&name).exists() {
+            return Ok(());
+        }
+        let one: Vec<Lv> = cli::lv(&self.vg, &name)?.into_iter().collect();
+        self.deactivate_snapshot(&one, volume, snap)
+    }
+
+    /// Unmounts the snapshot and deactivates its LV, as of the report `all`.
+    pub(super) fn unmount_snapshot_in(
+        &self,
+        all: &[Lv],
+        volume: &VolumeName,
+        snap: &SnapshotName,
+    ) -> Result<()> {
+        self.unmount_snapshot_dir(volume, snap)?;
+        self.deactivate_snapshot(all, volume, snap)
+    }
+
+    fn unmount_snapshot_dir(&self, volume: &VolumeName, snap: &SnapshotName) -> Result<()> {
         let at = self.snap_mnt(volume, snap);
         mounts::unmount(&at)?;
         let _ = std::fs::remove_dir(&at);
-        // Back to inactive, as snapshots are made.
-        if let Ok(lv) = self.find_snapshot(&self.our_lvs()?, volume, snap) {
+        Ok(())
+    }
+
+    /// Back to inactive, as snapshots are made, if the report shows our LV active.
+    fn deactivate_snapshot(
+        &self,
+        all: &[Lv],
+        volume: &VolumeName,
+        snap: &SnapshotName,
+    ) -> Result<()> {
+        if let Ok(lv) = self.find_snapshot(&self.ours(all), volume, snap) {
             if lv.active {
                 cli::lvm(&["lvchange", "-q", "-an", &self.lv_path(&lv.name)])?;
             }

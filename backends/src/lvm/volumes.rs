@@ -17,13 +17,16 @@ use crate::types::{CloneSource, CreateAction, DeleteAction, Usage, VolumeInfo};
 const VOLUME_MOUNT_OPTIONS: &str = "noinit_itable";
 
 impl LvmBackend {
-    /// Removes an incomplete leftover of ours called `name`, so a new object can take it.
-    pub(super) fn clear_leftover(&self, name: &str) -> Result<()> {
-        let left = self
-            .our_lvs()?
-            .into_iter()
-            .any(|l| l.name == name && l.has_tag(naming::TAG_INCOMPLETE));
-        if left {
+    /// True when the report holds an incomplete leftover of ours called `name`.
+    pub(super) fn is_leftover(&self, all: &[Lv], name: &str) -> bool {
+        all.iter()
+            .any(|l| l.name == name && self.is_ours(l) && l.has_tag(naming::TAG_INCOMPLETE))
+    }
+
+    /// Removes an incomplete leftover of ours called `name` (as of the report `all`), so a
+    /// new object can take it.
+    pub(super) fn clear_leftover(&self, all: &[Lv], name: &str) -> Result<()> {
+        if self.is_leftover(all, name) {
             tracing::info!(lv = name, "removing an unfinished object in the way");
             self.remove_lvs(&[name.to_string()])?;
         }
@@ -52,7 +55,8 @@ impl LvmBackend {
     }
 
     pub(super) fn do_create_volume(&self, name: &VolumeName) -> Result<CreateAction<()>> {
-        let lvs = self.live_lvs()?;
+        let all = self.pool_report()?;
+        let lvs = self.live(&all);
         if let Ok(lv) = self.find_volume(&lvs, name) {
             let at = self.vol_mnt(name);
             let was_mounted = mounts::mount_at(&at)?.is_some();
@@ -71,9 +75,9 @@ impl LvmBackend {
             };
         }
         let lv = self.vol_lv(name);
-        self.clear_leftover(&lv)?;
-        self.check_fill("create volume", name.as_str())?;
-        let size = self.thin_pool_lv(&cli::lvs(&self.vg)?)?.size;
+        self.clear_leftover(&all, &lv)?;
+        self.check_fill(&all, "create volume", name.as_str())?;
+        let size = self.thin_pool_lv(&all)?.size;
         Revert::new().run(|rv| {
             let mut args = vec![
                 "lvcreate".to_string(),
@@ -114,7 +118,8 @@ impl LvmBackend {
     }
 
     pub(super) fn do_clone_volume(&self, src: CloneSource<'_>, dst: &VolumeName) -> Result<()> {
-        let lvs = self.live_lvs()?;
+        let all = self.pool_report()?;
+        let lvs = self.live(&all);
         let from = match src {
             CloneSource::Volume(v) => self.find_volume(&lvs, v)?,
             CloneSource::Snapshot(v, s) => self.find_snapshot(&lvs, v, s)?,
@@ -123,8 +128,8 @@ impl LvmBackend {
             return Err(Error::exists(Kind::Volume, dst));
         }
         let lv = self.vol_lv(dst);
-        self.clear_leftover(&lv)?;
-        self.check_fill("clone volume", dst.as_str())?;
+        self.clear_leftover(&all, &lv)?;
+        self.check_fill(&all, "clone volume", dst.as_str())?;
         Revert::new().run(|rv| {
             // One lvcreate, tagged incomplete until the end: a crash leaves nothing listed.
             let mut args = vec![
@@ -194,7 +199,8 @@ impl LvmBackend {
     }
 
     pub(super) fn do_rename_volume(&self, from: &VolumeName, to: &VolumeName) -> Result<()> {
-        let lvs = self.live_lvs()?;
+        let all = self.pool_report()?;
+        let lvs = self.live(&all);
         let vol = self.find_volume(&lvs, from)?;
         let enc_to = naming::encode(to.as_str());
         if self.find_volume(&lvs, to).is_ok()
@@ -204,10 +210,10 @@ impl LvmBackend {
         {
             return Err(Error::exists(Kind::Volume, to));
         }
-        let snaps = self.do_list_snapshots(from)?;
+        let snaps = self.snapshots_in(&lvs, from);
         mounts::unmount(&self.vol_mnt(from))?;
         for s in &snaps {
-            self.do_unmount_snapshot(from, &s.name)?;
+            self.unmount_snapshot_in(&all, from, &s.name)?;
         }
         let (old_tag, new_tag) = (
             naming::tag(naming::KEY_VOLUME, from.as_str()),
@@ -228,8 +234,20 @@ impl LvmBackend {
         })
     }
 
+    /// True when `m` is the volume's LV `lv` mounted by [`Self::mount_lv`]: its device
+    /// node is the source. Such an LV exists and is ours (`mount_lv` checked it), and
+    /// nothing renames or removes it while mounted (rename, restore and delete unmount
+    /// first; LVM refuses to remove an open LV).
+    pub(super) fn is_mounted_from(&self, m: &mounts::MountEntry, lv: &str) -> bool {
+        Path::new(&m.source) == self.dev(lv)
+    }
+
     pub(super) fn do_mount_volume(&self, name: &VolumeName) -> Result<PathBuf> {
         let at = self.vol_mnt(name);
+        // Mounted already from the volume's own device: nothing to ask LVM.
+        if mounts::mount_at(&at)?.is_some_and(|m| self.is_mounted_from(&m, &self.vol_lv(name))) {
+            return Ok(at);
+        }
         let lv = self.find_volume(&self.live_lvs()?, name)?;
         self.mount_lv(&lv, &at, VOLUME_MOUNT_OPTIONS)?;
         Ok(at)
@@ -239,7 +257,8 @@ impl LvmBackend {
     /// filesystem's and the thin pool's free space.
     pub(super) fn do_volume_usage(&self, name: &VolumeName) -> Result<Usage> {
         let at = self.vol_mnt(name);
-        let lv = self.find_volume(&self.live_lvs()?, name)?;
+        let all = self.pool_report()?;
+        let lv = self.find_volume(&self.live(&all), name)?;
         let was_mounted = mounts::mount_at(&at)?.is_some();
         self.mount_lv(&lv, &at, VOLUME_MOUNT_OPTIONS)?;
         let st = nix::sys::statvfs::statvfs(&at).ctx("statvfs", &at);
@@ -251,7 +270,7 @@ impl LvmBackend {
         let total = st.blocks() as u64 * frsize;
         let used = total.saturating_sub(st.blocks_free() as u64 * frsize);
         let fs_free = st.blocks_available() as u64 * frsize;
-        let pool_free = self.do_pool_usage()?.free;
+        let pool_free = self.usage_in(&all)?.free;
         Ok(Usage {
             total,
             used,
@@ -260,8 +279,13 @@ impl LvmBackend {
     }
 
     pub(super) fn do_list_volumes(&self) -> Result<Vec<VolumeInfo>> {
+        Ok(self.volumes_in(&self.live_lvs()?))
+    }
+
+    /// The volumes among the complete LVs `live`, sorted by name.
+    pub(super) fn volumes_in(&self, live: &[Lv]) -> Vec<VolumeInfo> {
         let mut out = Vec::new();
-        for lv in self.live_lvs()? {
+        for lv in live {
             if lv.tag_value(naming::KEY_SNAPSHOT).is_some() {
                 continue;
             }
@@ -275,12 +299,12 @@ impl LvmBackend {
             // Only the LV that has the volume's name (not a restore's old or new one).
             if lv.name == self.vol_lv(&name) {
                 out.push(VolumeInfo {
-                    created_at: created_at(&lv),
+                    created_at: created_at(lv),
                     name,
                 });
             }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        out
     }
 }

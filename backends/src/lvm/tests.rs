@@ -1,0 +1,299 @@
+//! The pure decisions the driver makes over one `lvs` report (`&[Lv]`): which LVs an
+//! operation sees, whether the pool is there and full, what `mount_pool` cleans up, what a
+//! restore or a new object clears out of its way, what is listed.
+
+use super::parse::Lv;
+use super::pool::LeftoverPlan;
+use super::{naming, LvmBackend};
+use crate::backend::{PoolSource, PoolSpec};
+use crate::error::Error;
+use crate::names::{SnapshotName, VolumeName};
+
+fn backend() -> LvmBackend {
+    LvmBackend::new(PoolSpec {
+        name: "p1".parse().unwrap(),
+        source: PoolSource::Device {
+            path: "/dev/vdz".into(),
+            force: false,
+        },
+        state_dir: "/srv/cairn/p1".into(),
+    })
+}
+
+fn vol(s: &str) -> VolumeName {
+    s.parse().unwrap()
+}
+
+fn snap(s: &str) -> SnapshotName {
+    s.parse().unwrap()
+}
+
+fn lv(b: &LvmBackend, name: &str, attr: &str, tags: &[String]) -> Lv {
+    Lv {
+        name: name.to_string(),
+        vg: b.vg.clone(),
+        attr: attr.to_string(),
+        size: 1 << 30,
+        segtype: "thin".into(),
+        pool_lv: b.thin_pool.clone(),
+        origin: String::new(),
+        data_percent: None,
+        metadata_percent: None,
+        thin_id: None,
+        active: false,
+        uuid: format!("uuid-{name}"),
+        tags: tags.to_vec(),
+    }
+}
+
+/// The tags cairn gives an LV of volume `v` (snapshot `s`) made at `ns`.
+fn tags(b: &LvmBackend, v: &str, s: Option<&str>, ns: i128, incomplete: bool) -> Vec<String> {
+    b.tag_args(&vol(v), s.map(snap).as_ref(), ns, incomplete)
+        .into_iter()
+        .filter(|t| t != "--addtag")
+        .collect()
+}
+
+fn thin_pool(b: &LvmBackend, data: f64, meta: f64) -> Lv {
+    Lv {
+        segtype: "thin-pool".into(),
+        pool_lv: String::new(),
+        attr: "twi-aotz--".into(),
+        data_percent: Some(data),
+        metadata_percent: Some(meta),
+        active: true,
+        ..lv(
+            b,
+            &b.thin_pool,
+            "",
+            &[naming::TAG.to_string(), b.pool_tag.clone()],
+        )
+    }
+}
+
+fn names(lvs: &[Lv]) -> Vec<&str> {
+    lvs.iter().map(|l| l.name.as_str()).collect()
+}
+
+/// A pool with volume `web` (snapshots s1, s2 and an unfinished s3), an unfinished
+/// restore's new LV, an LV of another cairn pool and one cairn did not make.
+fn report(b: &LvmBackend) -> Vec<Lv> {
+    let other = LvmBackend::new(PoolSpec {
+        name: "p2".parse().unwrap(),
+        ..b.spec.clone()
+    });
+    let web = vol("web");
+    vec![
+        thin_pool(b, 40.0, 10.0),
+        lv(
+            b,
+            &b.vol_lv(&web),
+            "Vwi-a-tz--",
+            &tags(b, "web", None, 5, false),
+        ),
+        lv(
+            b,
+            &b.snap_lv(&web, &snap("s2")),
+            "Vri---tz-k",
+            &tags(b, "web", Some("s2"), 20, false),
+        ),
+        lv(
+            b,
+            &b.snap_lv(&web, &snap("s1")),
+            "Vri---tz-k",
+            &tags(b, "web", Some("s1"), 10, false),
+        ),
+        lv(
+            b,
+            &b.snap_lv(&web, &snap("s3")),
+            "Vwi---tz-k",
+            &tags(b, "web", Some("s3"), 30, true),
+        ),
+        lv(
+            b,
+            &b.restore_lv("n", &web),
+            "Vwi---tz--",
+            &tags(b, "web", None, 5, true),
+        ),
+        lv(
+            b,
+            &other.vol_lv(&vol("db")),
+            "Vwi---tz--",
+            &tags(&other, "db", None, 1, false),
+        ),
+        lv(b, "home", "-wi-ao----", &[]),
+    ]
+}
+
+#[test]
+fn live_is_our_complete_lvs_without_the_pool() {
+    let b = backend();
+    let all = report(&b);
+    b.check_pool(&all).unwrap();
+    let web = vol("web");
+    assert_eq!(
+        names(&b.live(&all)),
+        [
+            b.vol_lv(&web),
+            b.snap_lv(&web, &snap("s2")),
+            b.snap_lv(&web, &snap("s1"))
+        ]
+    );
+    assert_eq!(b.ours(&all).len(), 6);
+    // Found in the live LVs only: the unfinished snapshot is not there.
+    let live = b.live(&all);
+    assert!(b.find_volume(&live, &web).is_ok());
+    assert!(b.find_snapshot(&live, &web, &snap("s1")).is_ok());
+    assert!(b.find_snapshot(&live, &web, &snap("s3")).is_err());
+    assert!(b.find_volume(&live, &vol("db")).is_err());
+}
+
+#[test]
+fn a_missing_or_foreign_thin_pool_is_refused() {
+    let b = backend();
+    let mut all = report(&b);
+    all.remove(0);
+    assert!(matches!(b.check_pool(&all), Err(Error::Invalid { .. })));
+    let mut foreign = thin_pool(&b, 0.0, 0.0);
+    foreign.tags.clear();
+    all.push(foreign);
+    assert!(matches!(b.check_pool(&all), Err(Error::Invalid { .. })));
+    assert!(b.check_pool(&[]).is_err());
+}
+
+#[test]
+fn fill_and_usage_come_from_the_reports_thin_pool() {
+    let b = backend();
+    let mut all = report(&b);
+    b.check_fill(&all, "create snapshot", "web/s4").unwrap();
+    let u = b.usage_in(&all).unwrap();
+    assert_eq!((u.total, u.used, u.free), (1 << 30, 429496729, 644245095));
+    all[0] = thin_pool(&b, 95.0, 10.0);
+    assert!(matches!(
+        b.check_fill(&all, "create snapshot", "web/s4"),
+        Err(Error::NoSpace { .. })
+    ));
+    all[0] = thin_pool(&b, 10.0, 96.5);
+    let e = b.check_fill(&all, "clone volume", "c").unwrap_err();
+    assert!(e.to_string().contains("metadata 96.5%"), "{e}");
+    assert!(b.check_fill(&all[1..], "clone volume", "c").is_err());
+}
+
+#[test]
+fn only_our_incomplete_lvs_are_cleared_out_of_the_way() {
+    let b = backend();
+    let all = report(&b);
+    let web = vol("web");
+    assert!(b.is_leftover(&all, &b.snap_lv(&web, &snap("s3"))));
+    assert!(!b.is_leftover(&all, &b.snap_lv(&web, &snap("s1"))));
+    assert!(!b.is_leftover(&all, "home"));
+    assert!(!b.is_leftover(&all, &b.vol_lv(&vol("new"))));
+    // A restore clears its new LV, and its old one only if incomplete.
+    let (new, old) = (b.restore_lv("n", &web), b.restore_lv("o", &web));
+    assert_eq!(
+        b.restore_stale(&all, &new, &old),
+        std::slice::from_ref(&new)
+    );
+    let mut all2 = all.clone();
+    all2.push(lv(&b, &old, "Vwi---tz--", &tags(&b, "web", None, 5, false)));
+    assert_eq!(
+        b.restore_stale(&all2, &new, &old),
+        std::slice::from_ref(&new)
+    );
+    all2.push(lv(&b, &old, "Vwi---tz--", &tags(&b, "web", None, 5, true)));
+    assert_eq!(b.restore_stale(&all2, &new, &old), [new, old]);
+}
+
+#[test]
+fn listings_read_the_report() {
+    let b = backend();
+    let all = report(&b);
+    let live = b.live(&all);
+    let web = vol("web");
+    let snaps = b.snapshots_in(&live, &web);
+    let got: Vec<(&str, i128)> = snaps
+        .iter()
+        .map(|s| (s.name.as_str(), s.created_at.as_nanosecond()))
+        .collect();
+    assert_eq!(got, [("s1", 10), ("s2", 20)]);
+    assert!(b.snapshots_in(&live, &vol("db")).is_empty());
+    let vols = b.volumes_in(&live);
+    assert_eq!(vols.len(), 1);
+    assert_eq!(vols[0].name, web);
+}
+
+#[test]
+fn leftover_plan_removes_incomplete_lvs_and_settles_restores() {
+    let b = backend();
+    let mut all = report(&b);
+    let (web, mail, app) = (vol("web"), vol("mail"), vol("app"));
+    // web: a finished restore (v- exists): its old LV goes.
+    all.push(lv(
+        &b,
+        &b.restore_lv("o", &web),
+        "Vwi---tz--",
+        &tags(&b, "web", None, 5, false),
+    ));
+    // mail: interrupted after the volume was renamed away: renamed back.
+    all.push(lv(
+        &b,
+        &b.restore_lv("o", &mail),
+        "Vwi---tz--",
+        &tags(&b, "mail", None, 1, false),
+    ));
+    // app: interrupted after the new LV took the name, before it was completed.
+    all.push(lv(
+        &b,
+        &b.vol_lv(&app),
+        "Vwi---tz--",
+        &tags(&b, "app", None, 2, true),
+    ));
+    all.push(lv(
+        &b,
+        &b.restore_lv("o", &app),
+        "Vwi---tz--",
+        &tags(&b, "app", None, 2, false),
+    ));
+    let plan = b.leftover_plan(&all);
+    assert_eq!(
+        plan,
+        LeftoverPlan {
+            incomplete: vec![
+                b.snap_lv(&web, &snap("s3")),
+                b.restore_lv("n", &web),
+                b.vol_lv(&app)
+            ],
+            replaced: vec![b.restore_lv("o", &web)],
+            rename_back: vec![
+                (b.restore_lv("o", &mail), b.vol_lv(&mail)),
+                (b.restore_lv("o", &app), b.vol_lv(&app)),
+            ],
+        }
+    );
+    // Nothing left over: nothing to do.
+    let clean: Vec<Lv> = report(&b)
+        .into_iter()
+        .filter(|l| !l.has_tag(naming::TAG_INCOMPLETE))
+        .collect();
+    assert_eq!(b.leftover_plan(&clean), LeftoverPlan::default());
+}
+
+#[test]
+fn a_volume_mounted_from_its_own_device_needs_no_lookup() {
+    let b = backend();
+    let web = vol("web");
+    let entry = |source: String| crate::mounts::MountEntry {
+        mount_point: b.vol_mnt(&web),
+        root: "/".into(),
+        fs_type: "ext4".into(),
+        source,
+        options: "rw".into(),
+    };
+    let dev = b.dev(&b.vol_lv(&web)).display().to_string();
+    assert!(dev.starts_with("/dev/mapper/cairn_p1_"), "{dev}");
+    assert!(b.is_mounted_from(&entry(dev), &b.vol_lv(&web)));
+    assert!(!b.is_mounted_from(&entry("/dev/vdb1".into()), &b.vol_lv(&web)));
+    assert!(!b.is_mounted_from(&entry("tmpfs".into()), &b.vol_lv(&web)));
+    let other = b.dev(&b.vol_lv(&vol("db"))).display().to_string();
+    assert!(!b.is_mounted_from(&entry(other), &b.vol_lv(&web)));
+}
