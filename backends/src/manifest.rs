@@ -334,20 +334,28 @@ fn escape(name: &OsStr) -> String {
 /// Block size of the content hash's block form.
 const HASH_BLOCK: u64 = 64 * 1024;
 
-/// The content hash (module doc): holes are skipped, all-zero blocks become one byte.
+/// The content hash (module doc) of the file at `path` (not following a symlink), as hex.
 fn hash_file(path: &Path, md: &std::fs::Metadata) -> Result<String> {
-    use std::os::unix::fs::FileExt;
-    use std::os::unix::io::AsRawFd;
     let f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
         .open(path)
         .ctx("open to hash", path)?;
+    let h = hash_fd(&f, md).ctx("read to hash", path)?;
+    Ok(h.to_hex().to_string())
+}
+
+/// The content hash (module doc) of the open file `f` whose metadata is `md`: its first
+/// `md.len()` bytes, holes skipped, all-zero blocks fed as one byte. Equal hashes mean
+/// equal content whatever the hole layout.
+pub(crate) fn hash_fd(f: &std::fs::File, md: &std::fs::Metadata) -> std::io::Result<blake3::Hash> {
+    use std::os::unix::fs::FileExt;
+    use std::os::unix::io::AsRawFd;
     let size = md.len();
     // Only a file with fewer blocks than bytes can have holes worth looking for.
     let maybe_sparse = md.blocks().saturating_mul(512) < size;
     let seek = |off: u64, whence: libc::c_int| -> Option<u64> {
-        // SAFETY: lseek on a descriptor we own; no memory is passed.
+        // SAFETY: lseek on a descriptor the caller holds open; no memory is passed.
         let r = unsafe { libc::lseek(f.as_raw_fd(), off as libc::off_t, whence) };
         (r >= 0).then_some(r as u64)
     };
@@ -381,7 +389,7 @@ fn hash_file(path: &Path, md: &std::fs::Metadata) -> Result<String> {
             h.update(&[0]);
         } else {
             let block = &mut buf[..n as usize];
-            f.read_exact_at(block, off).ctx("read to hash", path)?;
+            f.read_exact_at(block, off)?;
             if block.iter().all(|&b| b == 0) {
                 h.update(&[0]);
             } else {
@@ -391,7 +399,7 @@ fn hash_file(path: &Path, md: &std::fs::Metadata) -> Result<String> {
         }
         off += n;
     }
-    Ok(h.finalize().to_hex().to_string())
+    Ok(h.finalize())
 }
 
 fn cpath(path: &Path) -> Result<CString> {

@@ -8,6 +8,7 @@ use std::os::fd::{AsFd, RawFd};
 
 use super::{extents, EntryType, What};
 use crate::copy::meta::{self, Node, Xattr};
+use crate::manifest;
 
 /// Where one side's inode is: its directory and name, or (for a tree's root) an open fd.
 #[derive(Clone, Copy)]
@@ -162,8 +163,9 @@ fn open(at: At<'_>) -> io::Result<std::os::fd::OwnedFd> {
     }
 }
 
+/// The manifest's content hash ([`manifest::hash_fd`]): holes are not read.
 fn hash(fd: std::os::fd::OwnedFd) -> io::Result<blake3::Hash> {
-    let mut h = blake3::Hasher::new();
-    h.update_reader(std::fs::File::from(fd))?;
-    Ok(h.finalize())
+    let f = std::fs::File::from(fd);
+    let md = f.metadata()?;
+    manifest::hash_fd(&f, &md)
 }

@@ -16,7 +16,8 @@
 //!   equal mtime proves nothing: the dir driver's reflinked copies keep it, and writes can
 //!   set it back), so it asks the filesystem whether both files map the very same extents
 //!   (`FIEMAP`, after flushing dirty pages): shared extents are the same bytes. Only what
-//!   that cannot prove is read and hashed (blake3).
+//!   that cannot prove is read and hashed ([`crate::manifest`]'s content hash: blake3
+//!   of the file's blocks, holes skipped without being read).
 //! - btrfs overrides [`crate::Backend::diff`]: `btrfs send --no-data -p` walks only the
 //!   b-tree nodes the two subvolumes do not share, and names each path it touches;
 //!   [`candidates`] turns that stream into the paths (and subtrees, for renamed or

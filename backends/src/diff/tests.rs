@@ -343,3 +343,36 @@ fn restore_paths_refuses_bad_paths_and_changes_nothing() {
     assert_eq!(Manifest::of(&live).unwrap(), before);
     assert!(t.path().join("outside/secret").exists());
 }
+
+#[test]
+fn sparse_files_are_compared_by_content_not_hole_layout() {
+    use std::os::unix::fs::FileExt;
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    std::fs::create_dir(&a).unwrap();
+    std::fs::create_dir(&b).unwrap();
+    let len = 256u64 << 20;
+    // The same bytes in both trees: one mostly holes, one with a zero block written out.
+    let sparse = |p: &Path, data: &[u8]| {
+        let f = std::fs::File::create(p).unwrap();
+        f.set_len(len).unwrap();
+        f.write_all_at(data, len / 2).unwrap();
+    };
+    sparse(&a.join("same"), b"data");
+    sparse(&b.join("same"), b"data");
+    std::fs::File::options()
+        .write(true)
+        .open(b.join("same"))
+        .unwrap()
+        .write_all_at(&[0u8; 65536], 0)
+        .unwrap();
+    sparse(&a.join("other"), b"data");
+    sparse(&b.join("other"), b"DATA");
+    for p in ["same", "other", ""] {
+        set_mtime(&a.join(p), 1_700_000_000, 0);
+        set_mtime(&b.join(p), 1_700_000_000, 0);
+    }
+    let d = walk(&a, &b).unwrap();
+    assert_eq!(summary(&d), ["modified file /other content"]);
+    assert_eq!(d.hashed, 2);
+}
