@@ -314,7 +314,7 @@ fn entry_diff(path: &str, a: &Entry, b: &Entry, out: &mut Vec<String>) {
 }
 
 /// A name as a string: valid UTF-8 as is (backslash doubled), other bytes as `\xNN`.
-fn escape(name: &OsStr) -> String {
+pub(crate) fn escape(name: &OsStr) -> String {
     let mut out = String::new();
     for chunk in name.as_bytes().utf8_chunks() {
         for c in chunk.valid().chars() {

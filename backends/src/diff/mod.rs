@@ -177,23 +177,9 @@ fn ser_path<S: Serializer>(p: &Path, s: S) -> std::result::Result<S::Ok, S::Erro
     s.serialize_str(&display_path(p))
 }
 
-/// `/` followed by the escaped relative path.
+/// `/` followed by the escaped relative path ([`crate::manifest`]'s escaping).
 pub fn display_path(rel: &Path) -> String {
-    use std::os::unix::ffi::OsStrExt;
-    let mut out = String::from("/");
-    for chunk in rel.as_os_str().as_bytes().utf8_chunks() {
-        for c in chunk.valid().chars() {
-            if c == '\\' {
-                out.push_str("\\\\");
-            } else {
-                out.push(c);
-            }
-        }
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-    out
+    format!("/{}", crate::manifest::escape(rel.as_os_str()))
 }
 
 /// How a diff was computed.

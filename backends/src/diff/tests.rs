@@ -376,3 +376,12 @@ fn sparse_files_are_compared_by_content_not_hole_layout() {
     assert_eq!(summary(&d), ["modified file /other content"]);
     assert_eq!(d.hashed, 2);
 }
+
+#[test]
+fn display_paths_escape_like_the_manifest() {
+    use std::os::unix::ffi::OsStrExt;
+    assert_eq!(display_path(Path::new("")), "/");
+    assert_eq!(display_path(Path::new("etc/hostname")), "/etc/hostname");
+    let odd = Path::new(std::ffi::OsStr::from_bytes(b"a\\b/caf\xc3\xa9/\xff"));
+    assert_eq!(display_path(odd), "/a\\\\b/café/\\xff");
+}
