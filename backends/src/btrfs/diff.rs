@@ -4,12 +4,10 @@
 //! cost follows what changed, not the size of the tree. The live state is first
 //! captured as a read-only snapshot in `.tmp/` (one ioctl), deleted afterwards.
 
-use std::io::Read;
-use std::path::PathBuf;
-use std::process::Stdio;
+use std::path::{Path, PathBuf};
 
+use super::send::send_into;
 use super::{subvol, BtrfsBackend};
-use crate::cmd::BTRFS;
 use crate::diff::{candidates, compare_paths, DiffSide, TreeDiff};
 use crate::error::{Error, Result};
 use crate::names::VolumeName;
@@ -59,29 +57,8 @@ impl BtrfsBackend {
 }
 
 /// The metadata-only incremental stream from `base` to `snap` (both read-only).
-fn send_no_data(base: &std::path::Path, snap: &std::path::Path) -> Result<Vec<u8>> {
-    let args = [
-        "send".into(),
-        "-q".into(),
-        "--no-data".into(),
-        "-p".into(),
-        base.as_os_str().to_owned(),
-        snap.as_os_str().to_owned(),
-    ];
-    let args: Vec<std::ffi::OsString> = args.into();
-    let mut child = BTRFS.spawn_stream(&args, Stdio::null(), Stdio::piped())?;
+fn send_no_data(base: &Path, snap: &Path) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    let mut stdout = child.child.stdout.take().expect("stdout was piped");
-    let read = stdout.read_to_end(&mut out);
-    drop(stdout);
-    match read {
-        Ok(_) => {
-            child.wait()?;
-            Ok(out)
-        }
-        Err(e) => {
-            child.kill();
-            Err(Error::io("read send stream of", snap, e))
-        }
-    }
+    send_into(Some(base), snap, &["--no-data"], &mut out)?;
+    Ok(out)
 }

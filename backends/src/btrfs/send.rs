@@ -33,25 +33,9 @@ impl BtrfsBackend {
         out: &mut dyn Write,
     ) -> Result<SendStats> {
         let path = self.snapshot_path(volume, snap)?;
-        let mut args: Vec<OsString> = vec!["send".into(), "-q".into()];
-        if let Some(base) = base {
-            args.extend(["-p".into(), self.snapshot_path(volume, base)?.into()]);
-        }
-        args.push(path.clone().into());
-        let mut child = BTRFS.spawn_stream(&args, Stdio::null(), Stdio::piped())?;
-        let mut stdout = child.child.stdout.take().expect("stdout was piped");
-        let copied = std::io::copy(&mut stdout, out);
-        drop(stdout);
-        match copied {
-            Ok(bytes) => {
-                child.wait()?;
-                Ok(SendStats { bytes })
-            }
-            Err(e) => {
-                child.kill();
-                Err(Error::io("send snapshot", path, e))
-            }
-        }
+        let base = base.map(|b| self.snapshot_path(volume, b)).transpose()?;
+        let bytes = send_into(base.as_deref(), &path, &[], out)?;
+        Ok(SendStats { bytes })
     }
 
     pub(super) fn do_receive(
@@ -209,6 +193,36 @@ impl BtrfsBackend {
             subvol::snapshot(&dst, &vol, false)?;
         }
         Ok(())
+    }
+}
+
+/// `btrfs send -q [EXTRA_ARGS] [-p BASE] SNAP` (both read-only subvolumes), its stream
+/// copied to `out`; the bytes copied. On a read or write error the child is killed.
+pub(super) fn send_into(
+    base: Option<&Path>,
+    snap: &Path,
+    extra_args: &[&str],
+    out: &mut dyn Write,
+) -> Result<u64> {
+    let mut args: Vec<OsString> = vec!["send".into(), "-q".into()];
+    args.extend(extra_args.iter().map(OsString::from));
+    if let Some(base) = base {
+        args.extend(["-p".into(), base.into()]);
+    }
+    args.push(snap.into());
+    let mut child = BTRFS.spawn_stream(&args, Stdio::null(), Stdio::piped())?;
+    let mut stdout = child.child.stdout.take().expect("stdout was piped");
+    let copied = std::io::copy(&mut stdout, out);
+    drop(stdout);
+    match copied {
+        Ok(bytes) => {
+            child.wait()?;
+            Ok(bytes)
+        }
+        Err(e) => {
+            child.kill();
+            Err(Error::io("send snapshot", snap, e))
+        }
     }
 }
 
