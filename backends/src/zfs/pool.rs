@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::cli::{self, says};
 use super::naming::{self, HIDDEN};
+use super::parse::SnapRow;
 use super::{ZfsBackend, MANAGED};
 use crate::backend::PoolSource;
 use crate::cmd::BLKID;
@@ -331,37 +332,31 @@ impl ZfsBackend {
     }
 
     /// Rolls an interrupted restore forward and drops what is no longer needed in one
-    /// volume container.
+    /// volume container (see [`repair_plan`]).
     pub(super) fn repair_container(&self, container: &str) -> Result<()> {
-        let kids = cli::children(container, 1)?;
-        let live = format!("{container}/live");
-        let has_live = kids.iter().any(|k| k.name == live);
-        if !has_live {
-            if let Some(new) = kids.iter().find(|k| k.name.contains("/new.")) {
-                tracing::info!(dataset = %new.name, "finishing an interrupted restore");
-                cli::rename(&new.name, &live)?;
-            }
-        }
+        let kids: Vec<String> = cli::children(container, 1)?
+            .into_iter()
+            .map(|k| k.name)
+            .collect();
         let snaps = cli::snapshots(container)?;
-        for s in &snaps {
-            if s.component.starts_with(HIDDEN) && !s.defer_destroy {
-                cli::destroy_snapshot(&format!("{}@{}", s.dataset, s.component))?;
-            }
-        }
-        for k in &kids {
-            let history = k.name.contains("/h.") || k.name.contains("/new.");
-            let has_snaps = snaps.iter().any(|s| s.dataset == k.name);
-            if history && !has_snaps && k.name != live {
-                match cli::zfs(&["destroy", &k.name]) {
+        for step in repair_plan(container, &kids, &snaps) {
+            match step {
+                Repair::RollForward { new, live } => {
+                    tracing::info!(dataset = %new, "finishing an interrupted restore");
+                    cli::rename(&new, &live)?;
+                }
+                Repair::DropHidden(full) => cli::destroy_snapshot(&full)?,
+                Repair::DropEmpty(ds) => match cli::zfs(&["destroy", &ds]) {
                     Ok(_) => {}
                     Err(e) if says(&e, "does not exist") => {}
                     Err(e) => {
-                        tracing::warn!(dataset = %k.name, error = %e, "could not drop empty history")
+                        tracing::warn!(dataset = %ds, error = %e, "could not drop empty history")
                     }
+                },
+                Repair::ToHistory(new) => {
+                    let h = format!("{container}/h.{}", naming::fresh_id());
+                    cli::rename(&new, &h)?;
                 }
-            } else if k.name.contains("/new.") && has_live {
-                let h = format!("{container}/h.{}", naming::fresh_id());
-                cli::rename(&k.name, &h)?;
             }
         }
         Ok(())
@@ -496,6 +491,113 @@ impl ZfsBackend {
             free: avail,
         })
     }
+}
+
+/// One step of [`repair_plan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Repair {
+    /// The container has no `live`: an interrupted restore's `new.*` takes its place.
+    RollForward { new: String, live: String },
+    /// A hidden snapshot not marked for deferred destruction: a leftover, destroyed.
+    DropHidden(String),
+    /// A history (`h.*`) or restore (`new.*`) dataset without snapshots: destroyed.
+    DropEmpty(String),
+    /// A `new.*` beside `live` (a restore interrupted before its swap) that holds
+    /// snapshots: renamed to a fresh `h.*`.
+    ToHistory(String),
+}
+
+/// The kind of a dataset right below a volume container, from its component alone: a
+/// volume's own name (say `new.web`) or a root dataset under `tank/new.x` is never
+/// taken for one of the driver's datasets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Child {
+    Live,
+    History,
+    Restore,
+    Other,
+}
+
+fn child_kind(container: &str, ds: &str) -> Child {
+    let Some(comp) = ds
+        .strip_prefix(container)
+        .and_then(|r| r.strip_prefix('/'))
+        .filter(|c| !c.is_empty() && !c.contains('/') && !c.contains('@'))
+    else {
+        return Child::Other;
+    };
+    if comp == "live" {
+        Child::Live
+    } else if comp.starts_with("h.") {
+        Child::History
+    } else if comp.starts_with("new.") {
+        Child::Restore
+    } else {
+        Child::Other
+    }
+}
+
+/// What `repair_container` does with one volume container, given the filesystems right
+/// below it (`children`, full names) and every snapshot in it: a restore cut between its
+/// renames is rolled forward (the first `new.*` becomes `live`), hidden snapshots nothing
+/// waits on are destroyed, history and restore datasets without snapshots are
+/// destroyed, and a `new.*` that holds snapshots beside `live` becomes history. Only
+/// the component right below `container` decides what a dataset is. Pure.
+pub(super) fn repair_plan(
+    container: &str,
+    children: &[String],
+    snapshots: &[SnapRow],
+) -> Vec<Repair> {
+    let live = format!("{container}/live");
+    let mut plan = Vec::new();
+    let has_live = children
+        .iter()
+        .any(|k| child_kind(container, k) == Child::Live);
+    let rolled = if has_live {
+        None
+    } else {
+        children
+            .iter()
+            .find(|k| child_kind(container, k) == Child::Restore)
+    };
+    if let Some(new) = rolled {
+        plan.push(Repair::RollForward {
+            new: new.clone(),
+            live: live.clone(),
+        });
+    }
+    // Where a snapshot's dataset is once the roll-forward is done.
+    let now_in = |ds: &str| -> String {
+        match rolled {
+            Some(new) if ds == new => live.clone(),
+            _ => ds.to_string(),
+        }
+    };
+    for s in snapshots {
+        if s.component.starts_with(HIDDEN) && !s.defer_destroy {
+            plan.push(Repair::DropHidden(format!(
+                "{}@{}",
+                now_in(&s.dataset),
+                s.component
+            )));
+        }
+    }
+    for k in children {
+        if Some(k) == rolled {
+            continue;
+        }
+        let kind = child_kind(container, k);
+        if !matches!(kind, Child::History | Child::Restore) {
+            continue;
+        }
+        let has_snaps = snapshots.iter().any(|s| &s.dataset == k);
+        if !has_snaps {
+            plan.push(Repair::DropEmpty(k.clone()));
+        } else if kind == Child::Restore {
+            plan.push(Repair::ToHistory(k.clone()));
+        }
+    }
+    plan
 }
 
 /// Whether the zfs tools are there at all (unmount_pool must work without them).

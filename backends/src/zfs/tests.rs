@@ -197,3 +197,93 @@ fn stderr_of_captured_errors_is_typed() {
     )
     .is_no_space());
 }
+
+fn snap_row(dataset: &str, component: &str, defer_destroy: bool) -> SnapRow {
+    SnapRow {
+        dataset: dataset.to_string(),
+        component: component.to_string(),
+        guid: 1,
+        createtxg: 1,
+        creation: 1,
+        created_at_ns: None,
+        cairn_name: None,
+        defer_destroy,
+        userrefs: 0,
+        clones: Vec::new(),
+    }
+}
+
+fn names(container: &str, comps: &[&str]) -> Vec<String> {
+    comps.iter().map(|c| format!("{container}/{c}")).collect()
+}
+
+#[test]
+fn repair_plan_reads_only_the_component_below_the_container() {
+    use super::pool::{repair_plan, Repair};
+    // Volumes named like the driver's own datasets: their live state stays where it is.
+    for vol in ["new.x", "h.y", "new.", "h."] {
+        let c = format!("tank/cairn/volumes/{vol}");
+        let kids = names(&c, &["live"]);
+        let with_snap = [snap_row(&format!("{c}/live"), "s1", false)];
+        assert_eq!(
+            repair_plan(&c, &kids, &with_snap),
+            [],
+            "{vol} with a snapshot"
+        );
+        assert_eq!(repair_plan(&c, &kids, &[]), [], "{vol} without snapshots");
+    }
+    // A root dataset under `new.*` / `h.*` datasets.
+    for root in ["tank/new.a/cairn", "tank/h.b/cairn", "new.z/h.q"] {
+        let c = format!("{root}/volumes/web");
+        let kids = names(&c, &["live", "h.1"]);
+        let snaps = [
+            snap_row(&format!("{c}/live"), "s2", false),
+            snap_row(&format!("{c}/h.1"), "s1", false),
+        ];
+        assert_eq!(repair_plan(&c, &kids, &snaps), [], "root {root}");
+    }
+    // A volume called new.x with real leftovers beside its live state.
+    let c = "tank/cairn/volumes/new.x";
+    let kids = names(c, &["h.1", "h.2", "live", "new.3", "new.4"]);
+    let snaps = [
+        snap_row(&format!("{c}/h.1"), "s1", false),
+        snap_row(&format!("{c}/live"), "s2", false),
+        snap_row(&format!("{c}/new.3"), "s0", false),
+    ];
+    assert_eq!(
+        repair_plan(c, &kids, &snaps),
+        [
+            Repair::DropEmpty(format!("{c}/h.2")),
+            Repair::ToHistory(format!("{c}/new.3")),
+            Repair::DropEmpty(format!("{c}/new.4")),
+        ]
+    );
+}
+
+#[test]
+fn repair_plan_rolls_an_interrupted_restore_forward() {
+    use super::pool::{repair_plan, Repair};
+    let c = "tank/cairn/volumes/h.y";
+    // Cut between `live → h.*` and `new.* → live`.
+    let kids = names(c, &["h.1", "new.2"]);
+    let snaps = [
+        snap_row(&format!("{c}/h.1"), "s3", false),
+        snap_row(&format!("{c}/new.2"), "s1", false),
+        snap_row(&format!("{c}/new.2"), ":tclone.9", false),
+        snap_row(&format!("{c}/h.1"), ":tdel.8", true),
+    ];
+    assert_eq!(
+        repair_plan(c, &kids, &snaps),
+        [
+            Repair::RollForward {
+                new: format!("{c}/new.2"),
+                live: format!("{c}/live"),
+            },
+            // Named where it is once rolled forward; the deferred one is left to ZFS.
+            Repair::DropHidden(format!("{c}/live@:tclone.9")),
+        ]
+    );
+    // Not a child of this container: never touched.
+    let other = names("tank/cairn/volumes/other", &["new.1", "h.1"]);
+    assert_eq!(repair_plan(c, &other, &[]), []);
+}
