@@ -103,15 +103,36 @@ pub fn attach(file: &Path) -> Result<PathBuf> {
     Ok(PathBuf::from(out.trim()))
 }
 
-/// Detaches whatever loop device `file` is attached to. Idempotent.
+/// Detaches whatever loop device `file` is attached to, and returns once it is gone.
+/// Idempotent.
+///
+/// `losetup --detach` only marks a device still open elsewhere (a udev probe after an
+/// unmount or a `vgchange -an`) for auto-clear; waiting until the kernel has let it go
+/// means an `attach` right after (`mount_pool`) never reuses a device about to vanish.
 pub fn detach(file: &Path) -> Result<()> {
     if !file.exists() {
         return Ok(());
     }
     if let Some(dev) = find(file)? {
         LOSETUP.run(&[std::ffi::OsStr::new("--detach"), dev.as_os_str()])?;
+        wait_detached(file)?;
     }
     Ok(())
+}
+
+/// Polls until no loop device is attached to `file`, for up to 5 s.
+fn wait_detached(file: &Path) -> Result<()> {
+    for _ in 0..100 {
+        if find(file)?.is_none() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Err(Error::Busy {
+        op: "detach loop device of",
+        object: file.display().to_string(),
+        reason: "the loop device is still attached 5 s after detaching it".into(),
+    })
 }
 
 #[cfg(test)]

@@ -160,8 +160,7 @@ impl BtrfsBackend {
             PoolSource::Device { .. } => unmount_retrying(&self.mount_point()),
             PoolSource::LoopFile { path, .. } => {
                 unmount_retrying(&self.mount_point())?;
-                loopdev::detach(path)?;
-                wait_detached(path)
+                loopdev::detach(path)
             }
         }
     }
@@ -260,26 +259,6 @@ fn unmount_retrying(mnt: &Path) -> Result<()> {
             other => return other,
         }
     }
-}
-
-/// `losetup --detach` only marks a device still open elsewhere (a udev probe after the
-/// unmount) for auto-clear; wait until it is gone, so a `mount_pool` right after does
-/// not reuse a device that is about to vanish.
-fn wait_detached(file: &Path) -> Result<()> {
-    if !file.exists() {
-        return Ok(());
-    }
-    for _ in 0..100 {
-        if loopdev::find(file)?.is_none() {
-            return Ok(());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    Err(Error::Busy {
-        op: "detach loop device of",
-        object: file.display().to_string(),
-        reason: "the loop device is still attached 5 s after detaching it".into(),
-    })
 }
 
 pub(super) fn state_dir_refused(b: &BtrfsBackend) -> Error {
