@@ -17,7 +17,7 @@ use std::str::FromStr;
 use jiff::SignedDuration;
 
 use crate::error::{Error, Result};
-use crate::span::{format_duration, parse_duration};
+use crate::span::{duration_problem, format_duration};
 
 /// One section: `count` intervals of `length`, keeping `keep` per interval (`None`: all).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,10 +88,8 @@ fn parse_section(input: &str, part: &str) -> Result<Section> {
                 count.trim()
             ))
         })?;
-    let length = parse_duration(length.trim()).map_err(|e| match e {
-        Error::Duration { problem, .. } => bad(format!("length {problem}")),
-        other => other,
-    })?;
+    let length =
+        duration_problem(length.trim()).map_err(|problem| bad(format!("length {problem}")))?;
     if length.is_zero() {
         return Err(bad("the interval length must be longer than zero".into()));
     }

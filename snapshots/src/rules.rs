@@ -19,7 +19,7 @@ use jiff::SignedDuration;
 
 use crate::error::{Error, Result};
 use crate::grid::Grid;
-use crate::span::{format_duration, parse_positive_duration};
+use crate::span::{format_duration, positive_duration_problem};
 
 /// A calendar period of the count rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -167,11 +167,8 @@ impl Retention {
             };
             let rule = match key {
                 "last" => Rule::Last(count()?),
-                "within" => Rule::Within(parse_positive_duration(value).map_err(|e| match e {
-                    Error::Duration { problem, .. } => {
-                        Error::retention(keep, format!("{shown:?}: {problem}"))
-                    }
-                    other => other,
+                "within" => Rule::Within(positive_duration_problem(value).map_err(|problem| {
+                    Error::retention(keep, format!("{shown:?}: {problem}"))
                 })?),
                 other => match Period::ALL.iter().find(|p| p.name() == other) {
                     Some(p) => Rule::Every(*p, count()?),

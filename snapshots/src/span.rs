@@ -18,11 +18,20 @@ const UNITS: &[(char, i64, &str)] = &[
 /// Parses a non-negative duration: one or more `<number><unit>` groups, unit one of
 /// `s m h d w`. The error quotes the group that is wrong.
 pub fn parse_duration(input: &str) -> Result<SignedDuration> {
+    duration_problem(input).map_err(|problem| Error::duration(input, problem))
+}
+
+/// Parses a duration that must be longer than zero.
+pub fn parse_positive_duration(input: &str) -> Result<SignedDuration> {
+    positive_duration_problem(input).map_err(|problem| Error::duration(input, problem))
+}
+
+/// [`parse_duration`] with only the problem as the error, for parsers that report a
+/// duration inside a larger input (`2x-ago`, a grid's `24x1y`, `within=0d`) under their
+/// own name.
+pub(crate) fn duration_problem(input: &str) -> std::result::Result<SignedDuration, String> {
     if input.is_empty() {
-        return Err(Error::duration(
-            input,
-            "empty; write a number and a unit, e.g. 7d or 1h30m",
-        ));
+        return Err("empty; write a number and a unit, e.g. 7d or 1h30m".into());
     }
     let mut total: i64 = 0;
     let mut rest = input;
@@ -31,41 +40,36 @@ pub fn parse_duration(input: &str) -> Result<SignedDuration> {
         let group_end = digits + rest[digits..].chars().next().map_or(0, char::len_utf8);
         let group = &rest[..group_end];
         if digits == 0 {
-            return Err(Error::duration(
-                input,
-                format!("{group:?}: expected a number before the unit"),
-            ));
+            return Err(format!("{group:?}: expected a number before the unit"));
         }
         let n: i64 = rest[..digits]
             .parse()
-            .map_err(|_| Error::duration(input, format!("{group:?}: number too large")))?;
+            .map_err(|_| format!("{group:?}: number too large"))?;
         let Some(unit) = rest[digits..].chars().next() else {
-            return Err(Error::duration(
-                input,
-                format!("{group:?}: missing unit; use s, m, h, d or w"),
-            ));
+            return Err(format!("{group:?}: missing unit; use s, m, h, d or w"));
         };
         let Some(&(_, secs, _)) = UNITS.iter().find(|(c, _, _)| *c == unit) else {
-            return Err(Error::duration(
-                input,
-                format!("{group:?}: unknown unit {unit:?}; use s, m, h, d or w"),
+            return Err(format!(
+                "{group:?}: unknown unit {unit:?}; use s, m, h, d or w"
             ));
         };
         total = n
             .checked_mul(secs)
             .and_then(|v| total.checked_add(v))
             .filter(|v| *v <= 1_000 * 366 * 86_400)
-            .ok_or_else(|| Error::duration(input, format!("{group:?}: too long")))?;
+            .ok_or_else(|| format!("{group:?}: too long"))?;
         rest = &rest[group_end..];
     }
     Ok(SignedDuration::from_secs(total))
 }
 
-/// Parses a duration that must be longer than zero.
-pub fn parse_positive_duration(input: &str) -> Result<SignedDuration> {
-    let d = parse_duration(input)?;
+/// [`parse_positive_duration`] with only the problem as the error.
+pub(crate) fn positive_duration_problem(
+    input: &str,
+) -> std::result::Result<SignedDuration, String> {
+    let d = duration_problem(input)?;
     if d.is_zero() {
-        return Err(Error::duration(input, "must be longer than zero"));
+        return Err("must be longer than zero".into());
     }
     Ok(d)
 }

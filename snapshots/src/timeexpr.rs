@@ -21,7 +21,7 @@ use jiff::civil::{Date, DateTime, Time};
 use jiff::{SignedDuration, Timestamp, Zoned};
 
 use crate::error::{Error, Result};
-use crate::span::{format_duration, parse_duration};
+use crate::span::{duration_problem, format_duration};
 
 /// A parsed time expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,12 +117,9 @@ impl FromStr for TimeExpr {
             };
         }
         if let Some(d) = s.strip_suffix("-ago") {
-            return parse_duration(d.trim())
+            return duration_problem(d.trim())
                 .map(TimeExpr::Ago)
-                .map_err(|e| match e {
-                    Error::Duration { problem, .. } => Error::time(input, problem),
-                    other => other,
-                });
+                .map_err(|problem| Error::time(input, problem));
         }
         let words: Vec<&str> = s.split_whitespace().collect();
         match words.as_slice() {
