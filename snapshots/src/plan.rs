@@ -152,13 +152,13 @@ pub fn plan(snapshots: &[Snapshot], retention: &Retention, now: &Zoned) -> Vec<D
     let mut out: Vec<Option<Decision>> = vec![None; snapshots.len()];
     let mut ruled: Vec<usize> = Vec::new();
     for (i, s) in snapshots.iter().enumerate() {
-        match (&s.held, s.expires_at, s.managed) {
-            (_, Some(at), _) if at > now.timestamp() => {
+        match (s.expires_at, s.managed) {
+            (Some(at), _) if at > now.timestamp() => {
                 out[i] = Some(Decision::keep(Reason::ExpiresLater(at)))
             }
-            (_, Some(at), _) => out[i] = Some(Decision::prune(Reason::Expired(at))),
-            (_, None, false) => out[i] = Some(Decision::keep(Reason::Manual)),
-            (_, None, true) => ruled.push(i),
+            (Some(at), _) => out[i] = Some(Decision::prune(Reason::Expired(at))),
+            (None, false) => out[i] = Some(Decision::keep(Reason::Manual)),
+            (None, true) => ruled.push(i),
         }
     }
     if retention.is_empty() {
