@@ -19,20 +19,20 @@
 //!   that cannot prove is read and hashed ([`crate::manifest`]'s content hash: blake3
 //!   of the file's blocks, holes skipped without being read).
 //! - btrfs overrides [`crate::Backend::diff`]: `btrfs send --no-data -p` walks only the
-//!   b-tree nodes the two subvolumes do not share, and names each path it touches;
-//!   [`candidates`] turns that stream into the paths (and subtrees, for renamed or
-//!   one-sided directories) worth comparing, and the same comparison as the walk runs on
-//!   those alone ([`compare_paths`]). So both paths give the same answer.
+//!   b-tree nodes the two subvolumes do not share, and names each path it touches; those
+//!   paths (and subtrees, for renamed or one-sided directories) are the [`Candidates`]
+//!   worth comparing, and the same comparison as the walk runs on those alone
+//!   ([`compare_paths`]). So both paths give the same answer.
 //!
 //! ## Partial restore
 //! [`restore_paths`] copies chosen paths of a snapshot over the live state (snapper's
 //! `undochange`) with the exact copy engine ([`crate::copy`]); see its contract.
 
+mod candidates;
 mod compare;
 mod extents;
 mod path;
 mod restore;
-mod send_stream;
 #[cfg(test)]
 mod tests;
 mod walk;
@@ -45,9 +45,9 @@ use crate::backend::Backend;
 use crate::error::Result;
 use crate::names::{SnapshotName, VolumeName};
 
+pub use candidates::Candidates;
 pub use path::TreePath;
 pub use restore::{check_restore_paths, restore_paths, RestoreStats};
-pub use send_stream::{candidates, Candidates};
 pub use walk::{compare_paths, walk};
 
 /// One side of a diff: a snapshot of the volume, or its live state.

@@ -7,8 +7,8 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use super::candidates::Candidates;
 use super::compare::{At, Comparer};
-use super::send_stream::Candidates;
 use super::{Change, EntryType, Method, Status, TreeDiff, What};
 use crate::copy::meta;
 use crate::error::{Error, Result};
