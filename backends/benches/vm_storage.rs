@@ -23,6 +23,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cairn_backends::cmd::{Tool, LVM, ZFS};
+use cairn_backends::testing;
 use cairn_backends::{
     open, Backend, Bytes, CloneSource, DriverKind, PoolSource, PoolSpec, SnapshotName, VolumeName,
 };
@@ -105,39 +106,16 @@ fn label(driver: DriverKind) -> &'static str {
 
 /// True when `driver` can run here; prints `SKIP <driver>: <why>` otherwise. In the test
 /// VM (`CAIRN_VM=1`, `vm` in `CAIRN_REQUIRE`) a missing requirement panics instead, and
-/// on the host `lvm` or `zfs` in `CAIRN_REQUIRE` does.
+/// on the host `lvm` or `zfs` in `CAIRN_REQUIRE` does (`testing::require_vm_tier`).
 fn present(driver: DriverKind) -> bool {
-    let in_vm = std::env::var_os("CAIRN_VM").is_some_and(|v| v == "1")
-        && cairn_backends::testing::declared()
-            .iter()
-            .any(|d| d == "vm");
     let name = label(driver);
-    cairn_backends::testing::require(name, if in_vm { "vm" } else { name }, missing(driver))
+    testing::require_vm_tier(name, name, missing(driver))
 }
 
 fn missing(driver: DriverKind) -> Option<String> {
-    let tool = |t: &Tool| t.resolve().err().map(|e| e.to_string());
-    cairn_backends::testing::missing_root().or_else(|| match driver {
-        DriverKind::LvmThin => tool(&LVM)
-            .or_else(|| {
-                (!Path::new("/dev/loop-control").exists())
-                    .then(|| "no /dev/loop-control (loop module not loaded?)".to_string())
-            })
-            .or_else(|| {
-                cairn_backends::lvm::require_dm_thin()
-                    .err()
-                    .map(|e| e.to_string())
-            }),
-        DriverKind::Zfs => tool(&ZFS).or_else(|| {
-            if !Path::new("/dev/zfs").exists() {
-                let _ = Command::new("modprobe")
-                    .arg("zfs")
-                    .stderr(std::process::Stdio::null())
-                    .status();
-            }
-            (!Path::new("/dev/zfs").exists())
-                .then(|| "no /dev/zfs: the zfs module is not loaded (zfs-dkms)".to_string())
-        }),
+    testing::missing_root().or_else(|| match driver {
+        DriverKind::LvmThin => testing::missing_loop().or_else(testing::missing_lvm_thin),
+        DriverKind::Zfs => testing::missing_zfs(),
         _ => Some("not a driver of this bench".to_string()),
     })
 }

@@ -74,37 +74,15 @@ fn noise(path: &Path, offset: u64, len: usize, seed: u64) {
     f.sync_all().unwrap();
 }
 
-fn missing_lvm() -> Option<String> {
-    cairn_backends::testing::missing_root()
-        .or_else(|| {
-            (!Path::new("/dev/loop-control").exists()).then(|| "no loop devices".to_string())
-        })
-        .or_else(|| {
-            cairn_backends::lvm::require_dm_thin()
-                .err()
-                .map(|e| e.to_string())
-        })
-        .or_else(|| {
-            ["lvm", "thin_delta", "thin_dump"]
-                .iter()
-                .find(|t| {
-                    !["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
-                        .iter()
-                        .any(|d| Path::new(d).join(t).is_file())
-                })
-                .map(|t| format!("{t} is not installed (lvm2, thin-provisioning-tools)"))
-        })
-}
-
 /// True when the test may run; prints SKIP otherwise. In the test VM (`CAIRN_VM=1` with
 /// `vm` in `CAIRN_REQUIRE`) a missing requirement fails the test; on the host `vm` means
 /// "run vm-tests", and `lvm` in `CAIRN_REQUIRE` makes it mandatory.
 fn lvm_present(test: &str) -> bool {
-    let in_vm = std::env::var_os("CAIRN_VM").is_some_and(|v| v == "1")
-        && cairn_backends::testing::declared()
-            .iter()
-            .any(|d| d == "vm");
-    cairn_backends::testing::require(test, if in_vm { "vm" } else { "lvm" }, missing_lvm())
+    use cairn_backends::testing;
+    let missing = testing::missing_root()
+        .or_else(testing::missing_loop)
+        .or_else(testing::missing_lvm_thin);
+    testing::require_vm_tier(test, "lvm", missing)
 }
 
 /// A created LVM pool on a loop file of `size` in `dir`, deleted on drop.

@@ -6,9 +6,7 @@ use std::process::Command;
 
 #[test]
 fn vm_scenarios() {
-    let required = cairn_backends::testing::declared()
-        .iter()
-        .any(|d| d == "vm");
+    let required = cairn_backends::testing::vm_declared();
     let opted_in = std::env::var("CAIRN_VM_TESTS").is_ok_and(|v| v == "1");
     if !required && !opted_in {
         println!(

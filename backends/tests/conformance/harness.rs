@@ -2,7 +2,7 @@
 //! passes, unless `CAIRN_REQUIRE` (a comma list: `root,loop,btrfs,xfs,image`) names that
 //! requirement; then it fails, so CI cannot silently skip a tier.
 
-use std::path::Path;
+use cairn_backends::{cmd, testing};
 
 /// Something a test needs from the machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,91 +36,41 @@ impl Req {
         }
     }
 
-    /// `None` when present, else why not.
+    /// `None` when present, else why not (the checks live in `cairn_backends::testing`).
     fn missing(&self) -> Option<String> {
         match self {
-            Req::Root => (!nix::unistd::geteuid().is_root()).then(|| "not running as root".into()),
-            Req::Loop => (!Path::new("/dev/loop-control").exists())
-                .then(|| "no /dev/loop-control (loop module not loaded?)".into())
-                .or_else(|| tool_missing("losetup", "mount")),
-            Req::Btrfs => {
-                kernel_fs_missing("btrfs").or_else(|| tool_missing("mkfs.btrfs", "btrfs-progs"))
+            Req::Root => testing::missing_root(),
+            Req::Loop => testing::missing_loop(),
+            Req::Btrfs => testing::missing_kernel_fs("btrfs")
+                .or_else(|| testing::missing_tool(&cmd::MKFS_BTRFS)),
+            Req::Xfs => {
+                testing::missing_kernel_fs("xfs").or_else(|| testing::missing_tool(&cmd::MKFS_XFS))
             }
-            Req::Xfs => kernel_fs_missing("xfs").or_else(|| tool_missing("mkfs.xfs", "xfsprogs")),
-            Req::Lvm => tool_missing("lvm", "lvm2")
-                .or_else(|| tool_missing("thin_check", "thin-provisioning-tools"))
-                .or_else(|| {
-                    cairn_backends::lvm::require_dm_thin()
-                        .err()
-                        .map(|e| e.to_string())
-                }),
-            Req::Zfs => tool_missing("zfs", "zfsutils-linux").or_else(|| {
-                if !Path::new("/dev/zfs").exists() {
-                    let _ = std::process::Command::new("modprobe")
-                        .arg("zfs")
-                        .stderr(std::process::Stdio::null())
-                        .status();
-                }
-                (!Path::new("/dev/zfs").exists())
-                    .then(|| "no /dev/zfs: the zfs module is not loaded (zfs-dkms)".into())
-            }),
-            Req::Image => {
-                let img = image_path();
-                if !img.is_file() {
-                    Some(format!(
-                        "test image {} not found (set CAIRN_TEST_IMAGE)",
-                        img.display()
-                    ))
-                } else {
-                    tool_missing("tar", "tar").or_else(|| tool_missing("zstd", "zstd"))
-                }
-            }
+            Req::Lvm => testing::missing_lvm_thin(),
+            Req::Zfs => testing::missing_zfs(),
+            Req::Image => testing::missing_image()
+                .or_else(|| testing::missing_tool(&testing::TAR))
+                .or_else(|| testing::missing_tool(&testing::ZSTD)),
         }
     }
 }
 
 pub use cairn_backends::testing::image_path;
 
-fn tool_missing(tool: &str, package: &str) -> Option<String> {
-    let dirs = std::env::var("PATH").unwrap_or_default();
-    let found = dirs
-        .split(':')
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
-        .any(|d| Path::new(d).join(tool).is_file());
-    (!found).then(|| format!("{tool} is not installed (apt-get install {package})"))
-}
-
-fn kernel_fs_missing(fs: &str) -> Option<String> {
-    let has = || {
-        std::fs::read_to_string("/proc/filesystems")
-            .map(|t| t.lines().any(|l| l.split_whitespace().last() == Some(fs)))
-            .unwrap_or(false)
-    };
-    if has() {
-        return None;
-    }
-    // Not loaded yet: try loading it (works only as root), then look again.
-    let _ = std::process::Command::new("modprobe")
-        .arg(fs)
-        .stderr(std::process::Stdio::null())
-        .status();
-    (!has()).then(|| format!("the kernel has no {fs} filesystem"))
-}
-
 /// True if every requirement is met. Otherwise prints `SKIP <test>: <why>` and returns
-/// false, or panics if `CAIRN_REQUIRE` names a missing requirement.
-/// In the test VM (`CAIRN_VM=1`, set by vm-tests, with `CAIRN_REQUIRE=vm`) every
-/// requirement of a `vm_*` test is required. On the host `vm` in `CAIRN_REQUIRE` means
-/// "run vm-tests" (the cairn-vm-tests crate), not "this host has LVM and ZFS".
+/// false, or panics if `CAIRN_REQUIRE` names a missing requirement. A test of the vm
+/// tier (`vm_*`) gates through `testing::require_vm_tier`: in the test VM (`CAIRN_VM=1`,
+/// set by vm-tests, with `CAIRN_REQUIRE=vm`) every requirement is required; on the host
+/// `vm` in `CAIRN_REQUIRE` means "run vm-tests" (the cairn-vm-tests crate), not "this
+/// host has LVM and ZFS".
 pub fn require(test: &str, reqs: &[Req]) -> bool {
-    let in_vm = test.starts_with("vm_")
-        && std::env::var_os("CAIRN_VM").is_some_and(|v| v == "1")
-        && cairn_backends::testing::declared()
-            .iter()
-            .any(|d| d == "vm");
+    let vm_tier = test.starts_with("vm_");
     reqs.iter().all(|r| {
-        let name = if in_vm { "vm" } else { r.name() };
-        cairn_backends::testing::require(test, name, r.missing())
+        if vm_tier {
+            testing::require_vm_tier(test, r.name(), r.missing())
+        } else {
+            testing::require(test, r.name(), r.missing())
+        }
     })
 }
 

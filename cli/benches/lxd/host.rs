@@ -35,11 +35,14 @@ pub fn argv(cmd: &Command) -> String {
         .join(" ")
 }
 
-/// Whether `tool` is on the search path.
-pub fn has_tool(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false)
+/// Whether `tool` can be run, found as cairn finds its tools (`PATH`, the sbin
+/// directories, `CAIRN_TOOL_PATH`; executable). Callers name the package themselves.
+pub fn has_tool(tool: &'static str) -> bool {
+    let tool = cairn_backends::cmd::Tool {
+        name: tool,
+        package: tool,
+    };
+    cairn_backends::testing::missing_tool(&tool).is_none()
 }
 
 /// `/proc/loadavg`'s three load averages.

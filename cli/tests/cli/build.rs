@@ -5,21 +5,20 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::support::{require, require_root, Cairn};
+use cairn_backends::cmd::Tool;
 
-fn require_debootstrap() -> bool {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("debootstrap").is_file()));
-    require(
-        "debootstrap",
-        found,
-        "debootstrap is not installed (apt-get install debootstrap)",
-    )
-}
+use crate::support::{require_root, require_tool, Cairn};
+
+/// What `cairn image build` runs (cli/src/images/build.rs), found the way it finds it:
+/// debootstrap lives in /usr/sbin, which a non-root PATH lacks.
+const DEBOOTSTRAP: Tool = Tool {
+    name: "debootstrap",
+    package: "debootstrap",
+};
 
 #[test]
 fn image_build_makes_a_debian_rootfs_containers_start_from() {
-    if !require_root() || !require_debootstrap() {
+    if !require_root() || !require_tool("debootstrap", &DEBOOTSTRAP) {
         return;
     }
     let c = Cairn::new();

@@ -1,24 +1,12 @@
 //! Pools: a btrfs pool on a loop file used end to end, and aliases.
 
-use std::path::Path;
+use cairn_backends::cmd::MKFS_BTRFS;
 
-use crate::support::{require, require_root, unified_image, Cairn};
-
-fn has_tool(name: &str) -> bool {
-    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
-        .iter()
-        .any(|d| Path::new(d).join(name).exists())
-}
+use crate::support::{require_root, require_tool, unified_image, Cairn};
 
 #[test]
 fn btrfs_loop_pool_end_to_end() {
-    if !require_root()
-        || !require(
-            "btrfs",
-            has_tool("mkfs.btrfs"),
-            "mkfs.btrfs is not installed",
-        )
-    {
+    if !require_root() || !require_tool("btrfs", &MKFS_BTRFS) {
         return;
     }
     loop_pool_end_to_end("btrfs");

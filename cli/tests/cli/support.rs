@@ -3,39 +3,34 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use cairn_backends::cmd::Tool;
+use cairn_backends::testing;
 use tar::{Builder, EntryType, Header};
 
 /// The shared Debian test image: `CAIRN_TEST_IMAGE`, else `shared/images/` beside the
 /// checkout (present on the development machines and in CI).
-pub static SHARED_IMAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    cairn_backends::testing::image_path()
-        .to_string_lossy()
-        .into_owned()
-});
+pub static SHARED_IMAGE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| testing::image_path().to_string_lossy().into_owned());
 
-/// True if the requirement is met; otherwise prints `SKIP` and returns false, or panics
-/// when `CAIRN_REQUIRE` names it (see `cairn_backends::testing`).
-pub fn require(what: &str, met: bool, why: &str) -> bool {
-    cairn_backends::testing::require(what, what, (!met).then(|| why.to_string()))
+/// True if `missing` is `None`; otherwise prints `SKIP <test>: <why>` and returns false,
+/// or panics when `CAIRN_REQUIRE` names `requirement` (see `cairn_backends::testing`).
+/// The test is the running one (libtest names its thread after it).
+pub fn require(requirement: &str, missing: Option<String>) -> bool {
+    testing::require(&testing::current_test(), requirement, missing)
 }
 
 pub fn require_root() -> bool {
-    require("root", nix_is_root(), "not running as root")
+    require("root", testing::missing_root())
 }
 
 pub fn require_image() -> bool {
-    cairn_backends::testing::require("image", "image", cairn_backends::testing::missing_image())
+    require("image", testing::missing_image())
 }
 
-fn nix_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
+/// [`require`] for a tool, found as cairn finds it (`PATH`, the sbin directories,
+/// `CAIRN_TOOL_PATH`).
+pub fn require_tool(requirement: &str, tool: &Tool) -> bool {
+    require(requirement, testing::missing_tool(tool))
 }
 
 /// One state directory and the binary to drive it.

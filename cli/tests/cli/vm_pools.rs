@@ -3,34 +3,18 @@
 //! with `CAIRN_VM=1 CAIRN_REQUIRE=vm`; on the host they skip unless `lvm` or `zfs` is
 //! declared (and then fail, as the host has no such kernel support).
 
-use std::path::Path;
+use cairn_backends::testing;
 
 use crate::pools::loop_pool_end_to_end;
-use crate::support::{require, require_root};
-
-/// The requirement of a vm test: in the guest it is `vm` (all of it must be there);
-/// elsewhere the driver's own name.
-fn require_driver(driver: &str, tool: &str, package: &str, kernel: &str) -> bool {
-    let in_guest = std::env::var_os("CAIRN_VM").is_some_and(|v| v == "1");
-    let name = if in_guest { "vm" } else { driver };
-    let tool_found = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
-        .iter()
-        .any(|d| Path::new(d).join(tool).exists());
-    let why = if !tool_found {
-        format!("{tool} is not installed (apt-get install {package})")
-    } else {
-        format!("the kernel lacks {kernel}")
-    };
-    let kernel_ok = match driver {
-        "zfs" => Path::new("/dev/zfs").exists(),
-        _ => std::fs::read_to_string("/proc/misc").is_ok_and(|m| m.contains("device-mapper")),
-    };
-    require(name, tool_found && kernel_ok, &why)
-}
 
 #[test]
 fn vm_lvm_loop_pool_end_to_end() {
-    if !require_root() || !require_driver("lvm", "lvm", "lvm2", "device-mapper (dm-thin-pool)") {
+    let test = "vm_pools::vm_lvm_loop_pool_end_to_end";
+    // In the guest every requirement is the vm tier's (testing::require_vm_tier).
+    if !testing::require_vm_tier(test, "root", testing::missing_root())
+        || !testing::require_vm_tier(test, "loop", testing::missing_loop())
+        || !testing::require_vm_tier(test, "lvm", testing::missing_lvm_thin())
+    {
         return;
     }
     loop_pool_end_to_end("lvm");
@@ -38,7 +22,10 @@ fn vm_lvm_loop_pool_end_to_end() {
 
 #[test]
 fn vm_zfs_loop_pool_end_to_end() {
-    if !require_root() || !require_driver("zfs", "zfs", "zfsutils-linux", "the zfs module") {
+    let test = "vm_pools::vm_zfs_loop_pool_end_to_end";
+    if !testing::require_vm_tier(test, "root", testing::missing_root())
+        || !testing::require_vm_tier(test, "zfs", testing::missing_zfs())
+    {
         return;
     }
     loop_pool_end_to_end("zfs");
