@@ -213,7 +213,7 @@ impl ZfsBackend {
     /// Our zpool already there (imported, or importable from `vdev`): `Identity`;
     /// someone else's: an error; none: `None`.
     fn existing_zpool(&self, vdev: &Path) -> Result<Option<CreateAction<()>>> {
-        if !cli::zpool_imported(&self.zpool)? && self.import(vdev).is_err() {
+        if !cli::zpool_imported(&self.zpool)? && !self.import("create pool", vdev)? {
             return Ok(None);
         }
         if self.owned(&self.zpool)? != Some(true) {
@@ -225,7 +225,10 @@ impl ZfsBackend {
         Ok(Some(CreateAction::Identity))
     }
 
-    fn import(&self, vdev: &Path) -> Result<()> {
+    /// `zpool import` of our zpool from `vdev`: `false` if `vdev` holds no zpool of that
+    /// name. Any other failure (a pool last used by another system, a missing or damaged
+    /// device...) is an error with zpool's own words: the zpool may well be there.
+    fn import(&self, op: &'static str, vdev: &Path) -> Result<bool> {
         let args: Vec<OsString> = vec![
             "import".into(),
             "-o".into(),
@@ -234,8 +237,19 @@ impl ZfsBackend {
             vdev.into(),
             self.zpool.clone().into(),
         ];
-        cli::zpool(&args)?;
-        Ok(())
+        import_outcome(cli::zpool(&args)).map_err(|e| match cli::stderr_of(&e) {
+            Some(stderr) => self.invalid(
+                op,
+                format!(
+                    "importing zpool {} from {} failed: {} (only \"no such pool\" is taken \
+                     for a zpool that is not there)",
+                    self.zpool,
+                    vdev.display(),
+                    stderr.trim()
+                ),
+            ),
+            None => e,
+        })
     }
 
     fn zpool_create<'a>(&'a self, vdev: &Path, force: bool, rv: &mut Revert<'a>) -> Result<()> {
@@ -304,8 +318,8 @@ impl ZfsBackend {
                 if !path.exists() {
                     return Err(Error::not_found(Kind::Pool, &self.spec.name));
                 }
-                if !cli::zpool_imported(&self.zpool)? {
-                    self.import(path)?;
+                if !cli::zpool_imported(&self.zpool)? && !self.import("mount pool", path)? {
+                    return Err(Error::not_found(Kind::Pool, &self.spec.name));
                 }
                 if self.owned(&self.zpool)? != Some(true) {
                     return Err(self.not_ours("mount pool", &format!("zpool {}", self.zpool)));
@@ -416,7 +430,8 @@ impl ZfsBackend {
         cli::check_available()?;
         let present = match &self.spec.source {
             PoolSource::Device { path, .. } | PoolSource::LoopFile { path, .. } => {
-                if cli::zpool_imported(&self.zpool)? || (path.exists() && self.import(path).is_ok())
+                if cli::zpool_imported(&self.zpool)?
+                    || (path.exists() && self.import("delete pool", path)?)
                 {
                     if self.owned(&self.zpool)? != Some(true) {
                         return Err(self.not_ours("delete pool", &format!("zpool {}", self.zpool)));
@@ -490,6 +505,16 @@ impl ZfsBackend {
             used,
             free: avail,
         })
+    }
+}
+
+/// What a `zpool import` run says: imported (`true`), or no zpool of that name on the
+/// device (`false`, zpool's "no such pool"); every other failure is passed on.
+pub(super) fn import_outcome(run: Result<String>) -> Result<bool> {
+    match run {
+        Ok(_) => Ok(true),
+        Err(e) if says(&e, "no such pool") => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

@@ -287,3 +287,31 @@ fn repair_plan_rolls_an_interrupted_restore_forward() {
     let other = names("tank/cairn/volumes/other", &["new.1", "h.1"]);
     assert_eq!(repair_plan(c, &other, &[]), []);
 }
+
+#[test]
+fn only_no_such_pool_means_the_zpool_is_absent() {
+    use super::pool::import_outcome;
+    use crate::cmd::CommandFailure;
+    use crate::error::Error;
+    let fail = |stderr: &str| {
+        Err(Error::Command(CommandFailure {
+            argv: vec!["zpool".into(), "import".into()],
+            status: "exit status 1".into(),
+            stderr: stderr.to_string(),
+        }))
+    };
+    let captured = include_str!("../../tests/fixtures/zfs-errors.txt")
+        .lines()
+        .find(|l| l.starts_with("cannot import"))
+        .unwrap();
+    assert!(!import_outcome(fail(captured)).unwrap());
+    assert!(import_outcome(Ok(String::new())).unwrap());
+    for other in [
+        "cannot import 'cairn-p': pool was previously in use from another system.",
+        "cannot import 'cairn-p': one or more devices is currently unavailable",
+        "cannot import 'cairn-p': I/O error",
+    ] {
+        let e = import_outcome(fail(other)).unwrap_err();
+        assert!(e.to_string().contains(other), "{e}");
+    }
+}
