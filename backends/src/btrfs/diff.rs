@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use super::send::send_into;
 use super::stream::{self, ATTR_PATH, ATTR_PATH_LINK, ATTR_PATH_TO, CMD_LINK, CMD_RENAME};
 use super::{subvol, BtrfsBackend};
-use crate::diff::{compare_paths, Candidates, DiffSide, TreeDiff};
-use crate::error::{Error, Result};
+use crate::diff::{compare_paths, walk, Candidates, DiffSide, TreeDiff};
+use crate::error::Result;
 use crate::names::VolumeName;
 
 impl BtrfsBackend {
@@ -48,17 +48,7 @@ impl BtrfsBackend {
             };
             let (a, b) = (side(from)?, side(to)?);
             let stream = send_no_data(&a, &b)?;
-            let c = candidates(&stream).map_err(|reason| Error::Invalid {
-                op: "read send stream of",
-                object: b.display().to_string(),
-                reason,
-            })?;
-            tracing::debug!(
-                candidates = c.paths.len(),
-                bytes = stream.len(),
-                "btrfs diff"
-            );
-            compare_paths(&a, &b, &c)
+            diff_by_stream(&a, &b, &stream)
         })();
         for t in temps {
             if let Err(e) = subvol::delete(&t) {
@@ -66,6 +56,32 @@ impl BtrfsBackend {
             }
         }
         result
+    }
+}
+
+/// The diff from the tree at `a` to the one at `b`, given the `--no-data` stream between
+/// them: the paths it names are compared. A stream that cannot be read (a format this
+/// does not know) is logged and both trees are walked instead, which gives the same
+/// answer, only slower.
+fn diff_by_stream(a: &Path, b: &Path, stream: &[u8]) -> Result<TreeDiff> {
+    match candidates(stream) {
+        Ok(c) => {
+            tracing::debug!(
+                candidates = c.paths.len(),
+                bytes = stream.len(),
+                "btrfs diff"
+            );
+            compare_paths(a, b, &c)
+        }
+        Err(reason) => {
+            tracing::warn!(
+                from = %a.display(),
+                to = %b.display(),
+                %reason,
+                "cannot read the btrfs send stream; walking both trees instead"
+            );
+            walk(a, b)
+        }
     }
 }
 
@@ -179,6 +195,28 @@ mod tests {
         assert!(!p.data_unchanged(Path::new("usr")));
         assert!(candidates(&s[..s.len() - 3]).is_err());
         assert!(candidates(b"not a stream at all").is_err());
+    }
+
+    #[test]
+    fn an_unreadable_stream_falls_back_to_the_walk() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, b) = (t.path().join("a"), t.path().join("b"));
+        std::fs::create_dir_all(a.join("etc")).unwrap();
+        std::fs::create_dir_all(b.join("etc")).unwrap();
+        std::fs::write(b.join("etc/new"), b"n").unwrap();
+        let whole = stream_of(&[(20, &[(ATTR_PATH, b"etc")]), (CMD_END, &[])]);
+        let mut unknown_version = whole.clone();
+        unknown_version[13] = 4;
+        for bad in [
+            &b"not a stream"[..],
+            &whole[..whole.len() - 1],
+            &unknown_version,
+        ] {
+            let d = diff_by_stream(&a, &b, bad).unwrap();
+            assert_eq!(d, walk(&a, &b).unwrap());
+            assert_eq!(d.method, crate::diff::Method::Walk);
+            assert!(d.changes.iter().any(|c| c.path == Path::new("etc/new")));
+        }
     }
 
     /// The stream captured from a real `btrfs send` (a full stream of a small tree).
