@@ -192,6 +192,21 @@ pub fn choose_source(
     }
 }
 
+/// The `--source` as the spec stores it, which must not depend on the working directory:
+/// made absolute, except a relative name that is no file given to lvm or zfs without
+/// `--size` (`vg0/thin`, `tank/cairn`), which names an existing thin pool or dataset.
+fn stored_source(driver: DriverKind, p: &Path, kind: PathKind, size: Option<Bytes>) -> PathBuf {
+    let names_existing = matches!(driver, DriverKind::LvmThin | DriverKind::Zfs)
+        && kind == PathKind::Missing
+        && size.is_none()
+        && p.is_relative();
+    if names_existing {
+        p.to_path_buf()
+    } else {
+        std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
 /// Creates a pool: its storage first, then its record (a failed record removes the
 /// storage again).
 pub fn create(
@@ -205,12 +220,7 @@ pub fn create(
     if store.pool(name.as_str())?.is_some() {
         return Err(Error::Exists(name.to_string()));
     }
-    // Stored in the spec: must not depend on the working directory. A relative name that
-    // is no file stays as given: for lvm and zfs it names a thin pool or dataset.
-    let source = source.map(|p| match path_kind(p) {
-        PathKind::Missing if p.is_relative() => p.to_path_buf(),
-        _ => std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()),
-    });
+    let source = source.map(|p| stored_source(driver, p, path_kind(p), size));
     let source = source.as_deref();
     let default_loop = store.dir().join("disks").join(format!("{name}.img"));
     let source = choose_source(
@@ -311,6 +321,58 @@ pub fn show(store: &Store, name: &str) -> Result<PoolDetails> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relative_sources_are_stored_absolute_unless_they_name_a_thin_pool_or_dataset() {
+        let cwd = std::env::current_dir().unwrap();
+        let gig = Some(Bytes(1 << 30));
+        let rel = Path::new("fast.img");
+        // A loop file to make, for any driver: relative to where cairn runs.
+        for d in [
+            DriverKind::Btrfs,
+            DriverKind::Dir,
+            DriverKind::LvmThin,
+            DriverKind::Zfs,
+        ] {
+            assert_eq!(
+                stored_source(d, rel, PathKind::Missing, gig),
+                cwd.join("fast.img"),
+                "{d:?}"
+            );
+        }
+        // Existing files and directories, and missing names for btrfs and dir.
+        for (d, kind) in [
+            (DriverKind::Btrfs, PathKind::File),
+            (DriverKind::Btrfs, PathKind::Missing),
+            (DriverKind::Dir, PathKind::Directory),
+            (DriverKind::Dir, PathKind::Missing),
+            (DriverKind::Zfs, PathKind::BlockDevice),
+            (DriverKind::LvmThin, PathKind::File),
+        ] {
+            assert_eq!(
+                stored_source(d, rel, kind, None),
+                cwd.join("fast.img"),
+                "{d:?} {kind:?}"
+            );
+        }
+        // lvm and zfs without --size: a relative name that is no file is a thin pool or
+        // dataset, kept as given.
+        for (d, n) in [
+            (DriverKind::LvmThin, "vg0/thin"),
+            (DriverKind::Zfs, "tank/cairn"),
+        ] {
+            assert_eq!(
+                stored_source(d, Path::new(n), PathKind::Missing, None),
+                PathBuf::from(n)
+            );
+        }
+        // Absolute paths stay as they are.
+        let abs = Path::new("/srv/pool.img");
+        assert_eq!(
+            stored_source(DriverKind::Zfs, abs, PathKind::Missing, None),
+            abs
+        );
+    }
 
     #[test]
     fn sources_follow_the_flags() {
