@@ -114,14 +114,7 @@ impl ZfsBackend {
 
     pub(super) fn do_create_pool(&self) -> Result<CreateAction<()>> {
         cli::check_available()?;
-        let mut rv = Revert::new();
-        match self.create_inner(&mut rv) {
-            Ok(a) => {
-                rv.success();
-                Ok(a)
-            }
-            Err(e) => Err(rv.fail(e)),
-        }
+        Revert::new().run(|rv| self.create_inner(rv))
     }
 
     fn create_inner<'a>(&'a self, rv: &mut Revert<'a>) -> Result<CreateAction<()>> {

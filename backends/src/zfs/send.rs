@@ -173,7 +173,7 @@ impl ZfsBackend {
                 let h = format!("{}/h.{}", self.ds.container(v), naming::fresh_id());
                 (h, None)
             } else {
-                let tmp = self.tmp_container_for_receive(v, rv)?;
+                let tmp = self.tmp_container("receive", v, rv)?;
                 (format!("{tmp}/live"), Some(tmp))
             };
             let t = target.clone();
@@ -198,30 +198,6 @@ impl ZfsBackend {
             Ok(())
         })?;
         Ok(self.find_snapshot(v, s)?.info)
-    }
-
-    fn tmp_container_for_receive<'a>(
-        &'a self,
-        v: &VolumeName,
-        rv: &mut Revert<'a>,
-    ) -> Result<String> {
-        let tmp = format!("{}/{}", self.ds.tmp(), naming::fresh_id());
-        let created = super::volumes::now_ns().to_string();
-        cli::create(
-            &tmp,
-            &[
-                ("cairn:volume", v.as_str()),
-                ("cairn:volume_created_at", &created),
-            ],
-        )?;
-        let t = tmp.clone();
-        rv.add("destroy unfinished volume", move || {
-            match cli::zfs(&["destroy", "-r", &t]) {
-                Err(e) if !says(&e, "does not exist") => Err(e),
-                _ => Ok(()),
-            }
-        });
-        Ok(tmp)
     }
 
     /// Feeds `head` then the rest of `input` to `zfs receive`.

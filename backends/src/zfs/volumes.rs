@@ -51,7 +51,12 @@ impl ZfsBackend {
 
     /// Makes `tmp/<id>` (a container with the volume's properties) and registers its
     /// destruction; the caller fills `<it>/live` and renames it into place.
-    fn tmp_container<'a>(&'a self, v: &VolumeName, rv: &mut Revert<'a>) -> Result<String> {
+    pub(super) fn tmp_container<'a>(
+        &'a self,
+        op: &'static str,
+        v: &VolumeName,
+        rv: &mut Revert<'a>,
+    ) -> Result<String> {
         let tmp = format!("{}/{}", self.ds.tmp(), naming::fresh_id());
         let created = now_ns().to_string();
         cli::create(
@@ -61,7 +66,7 @@ impl ZfsBackend {
                 ("cairn:volume_created_at", &created),
             ],
         )
-        .map_err(|e| cli::typed(e, "create volume", Kind::Volume, v.as_str()))?;
+        .map_err(|e| cli::typed(e, op, Kind::Volume, v.as_str()))?;
         let t = tmp.clone();
         rv.add("destroy unfinished volume", move || {
             match cli::zfs(&["destroy", "-r", &t]) {
@@ -93,7 +98,7 @@ impl ZfsBackend {
             };
         }
         Revert::new().run(|rv| {
-            let tmp = self.tmp_container(v, rv)?;
+            let tmp = self.tmp_container("create volume", v, rv)?;
             cli::create(&format!("{tmp}/live"), &[])
                 .map_err(|e| cli::typed(e, "create volume", Kind::Volume, v.as_str()))?;
             self.place(&tmp, v)?;
@@ -103,41 +108,32 @@ impl ZfsBackend {
 
     pub(super) fn do_clone_volume(&self, src: CloneSource<'_>, dst: &VolumeName) -> Result<()> {
         self.require_pool()?;
+        // A volume is cloned from a hidden snapshot of its live state, made below and
+        // destroyed with the clone (deferred destroy at the end).
         let origin = match src {
+            CloneSource::Snapshot(v, s) => self.find_snapshot(v, s)?.full,
             CloneSource::Volume(v) => {
-                self.live(v)?;
-                None
+                format!("{}@{HIDDEN}clone.{}", self.live(v)?, naming::fresh_id())
             }
-            CloneSource::Snapshot(v, s) => Some(self.find_snapshot(v, s)?.full),
         };
         if cli::exists(&self.ds.container(dst))? {
             return Err(Error::exists(Kind::Volume, dst));
         }
-        let mut hidden = None;
         Revert::new().run(|rv| {
-            let origin = match (origin, src) {
-                (Some(o), _) => o,
-                (None, CloneSource::Volume(v)) => {
-                    // A hidden snapshot of the live state: the clone's origin, destroyed
-                    // with the clone (deferred destroy below).
-                    let h = format!("{}@{HIDDEN}clone.{}", self.ds.live(v), naming::fresh_id());
-                    cli::zfs(&["snapshot", &h])
-                        .map_err(|e| cli::typed(e, "clone volume", Kind::Volume, v.as_str()))?;
-                    let h2 = h.clone();
-                    rv.add("destroy clone origin", move || cli::destroy_snapshot(&h2));
-                    hidden = Some(h.clone());
-                    h
-                }
-                (None, CloneSource::Snapshot(..)) => unreachable!(),
-            };
-            let tmp = self.tmp_container(dst, rv)?;
+            if let CloneSource::Volume(v) = src {
+                cli::zfs(&["snapshot", &origin])
+                    .map_err(|e| cli::typed(e, "clone volume", Kind::Volume, v.as_str()))?;
+                let h = origin.clone();
+                rv.add("destroy clone origin", move || cli::destroy_snapshot(&h));
+            }
+            let tmp = self.tmp_container("clone volume", dst, rv)?;
             cli::zfs(&["clone", &origin, &format!("{tmp}/live")])
                 .map_err(|e| cli::typed(e, "clone volume", Kind::Volume, dst.as_str()))?;
             self.place(&tmp, dst)
         })?;
-        if let Some(h) = hidden {
+        if let CloneSource::Volume(_) = src {
             // It has a clone now: marked, it goes when the clone goes.
-            cli::destroy_snapshot(&h)?;
+            cli::destroy_snapshot(&origin)?;
         }
         Ok(())
     }
