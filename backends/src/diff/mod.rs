@@ -22,7 +22,9 @@
 //!   b-tree nodes the two subvolumes do not share, and names each path it touches; those
 //!   paths (and subtrees, for renamed or one-sided directories) are the [`Candidates`]
 //!   worth comparing, and the same comparison as the walk runs on those alone
-//!   ([`compare_paths`]). So both paths give the same answer.
+//!   ([`compare_paths`]). A stream names an inode by one of its paths, so when a changed
+//!   file has other hard-link names (which changed with it) the trees are walked instead,
+//!   as they are when the stream cannot be read. So both paths give the same answer.
 //!
 //! ## Partial restore
 //! [`restore_paths`] copies chosen paths of a snapshot over the live state (snapper's

@@ -204,9 +204,24 @@ fn every_kind_of_change_is_named() {
     }
     let again = compare_paths(&a, &b, &c).unwrap();
     assert_eq!(summary(&again), summary(&d));
+    // The hard link broken in b changed a file with other names: the candidates may not
+    // name them all, so both trees were walked.
+    assert_eq!(again.method, Method::Walk);
+    // Without the linked pair, only the candidates are compared; the same answer for them.
+    let linked = [Path::new("usr/bin/tool"), Path::new("usr/bin/tool-alias")];
+    c.paths.retain(|p, _| !linked.contains(&p.as_path()));
+    c.touched.retain(|p| !linked.contains(&p.as_path()));
+    let unlinked = compare_paths(&a, &b, &c).unwrap();
+    assert_eq!(unlinked.method, Method::BtrfsSend);
+    let want: Vec<String> = summary(&d)
+        .into_iter()
+        .filter(|l| !l.contains("/usr/bin/tool"))
+        .collect();
+    assert_eq!(summary(&unlinked), want);
     // A path the stream vouches for (only metadata commands named it) is not read.
     c.touched.clear();
     let vouched = compare_paths(&a, &b, &c).unwrap();
+    assert_eq!(vouched.method, Method::BtrfsSend);
     assert!(!summary(&vouched).contains(&"modified file /etc/same-size content".to_string()));
     assert_eq!(vouched.hashed, 0);
     // Reversed, additions are deletions.
@@ -239,6 +254,13 @@ fn content_change_in_a_hardlinked_file_shows_on_every_name() {
             "modified file /usr/bin/tool-alias content"
         ]
     );
+    // Candidates that name one of the two names (as a send stream does) give both.
+    let mut c = Candidates::default();
+    c.add("usr/bin/tool".into(), false);
+    c.touched.insert("usr/bin/tool".into());
+    let by_candidates = compare_paths(&a, &b, &c).unwrap();
+    assert_eq!(summary(&by_candidates), summary(&d));
+    assert_eq!(by_candidates.method, Method::Walk);
 }
 
 #[test]

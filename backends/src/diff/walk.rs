@@ -27,11 +27,25 @@ pub fn walk(a: &Path, b: &Path) -> Result<TreeDiff> {
 /// everything under it when `c` says so, or when it is a directory on one side only).
 /// Paths present in neither tree are skipped. Same comparison as [`walk`], except that
 /// content is not compared where `c` vouches for it ([`Candidates::data_unchanged`]).
+///
+/// A changed non-directory with other names (a link count above 1 on either side) means
+/// those names changed too — its content, or their link count — and `c` may not name
+/// them (a send stream names an inode by one of its paths). Finding them takes a walk:
+/// then the whole trees are walked ([`walk`], [`Method::Walk`]), so the answer is always
+/// the walk's.
 pub fn compare_paths(a: &Path, b: &Path, c: &Candidates) -> Result<TreeDiff> {
     let mut w = Walker::new(a, b);
+    w.track_links = true;
     let (ra, rb) = (open_root(a)?, open_root(b)?);
     let mut covered: Vec<PathBuf> = Vec::new();
     for (path, subtree) in &c.paths {
+        if let Some(p) = &w.linked_change {
+            tracing::debug!(
+                path = %p.display(),
+                "a changed file has other names the candidates may not give; walking both trees"
+            );
+            return walk(a, b);
+        }
         if covered.iter().any(|d| path.starts_with(d)) {
             continue;
         }
@@ -104,6 +118,13 @@ pub fn compare_paths(a: &Path, b: &Path, c: &Candidates) -> Result<TreeDiff> {
             }
             _ => {}
         }
+    }
+    if let Some(p) = &w.linked_change {
+        tracing::debug!(
+            path = %p.display(),
+            "a changed file has other names the candidates may not give; walking both trees"
+        );
+        return walk(a, b);
     }
     let mut d = w.finish(Method::BtrfsSend);
     d.changes.sort_by(|x, y| x.path.cmp(&y.path));
@@ -192,6 +213,10 @@ struct Walker<'a> {
     b: &'a Path,
     cmp: Comparer,
     out: Vec<Change>,
+    /// Note changed non-directories that have other names ([`compare_paths`]).
+    track_links: bool,
+    /// The first such path seen, when tracked.
+    linked_change: Option<PathBuf>,
 }
 
 impl<'a> Walker<'a> {
@@ -201,6 +226,20 @@ impl<'a> Walker<'a> {
             b,
             cmp: Comparer::default(),
             out: Vec::new(),
+            track_links: false,
+            linked_change: None,
+        }
+    }
+
+    /// Notes the change at `rel` of an entry whose `st_mode` is `mode` and link count
+    /// `nlink` on one side, if it is a non-directory with other names.
+    fn note_links(&mut self, rel: &Path, mode: u32, nlink: u64) {
+        if self.track_links
+            && self.linked_change.is_none()
+            && EntryType::of_mode(mode) != EntryType::Dir
+            && nlink > 1
+        {
+            self.linked_change = Some(rel.to_path_buf());
         }
     }
 
@@ -242,6 +281,8 @@ impl<'a> Walker<'a> {
             EntryType::of_mode(sb.st_mode),
         );
         if !changes.is_empty() {
+            self.note_links(rel, sa.st_mode, sa.st_nlink as u64);
+            self.note_links(rel, sb.st_mode, sb.st_nlink as u64);
             self.out.push(Change {
                 path: rel.clone(),
                 status: Status::Modified,
@@ -336,10 +377,12 @@ impl<'a> Walker<'a> {
         let r = (|| {
             let second = status == Status::Added;
             let kind = match kind {
-                Some(k) => k,
-                None => {
+                // Tracking links: a non-directory's link count is needed.
+                Some(k) if k == EntryType::Dir || !self.track_links => k,
+                _ => {
                     let st =
                         meta::stat_at(dir, name).map_err(|e| self.err("stat", second, rel, e))?;
+                    self.note_links(rel, st.st_mode, st.st_nlink as u64);
                     EntryType::of_mode(st.st_mode)
                 }
             };
