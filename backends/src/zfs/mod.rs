@@ -59,8 +59,8 @@
 //! libzetta 0.5 links `libzfs_core`/`libnvpair` through `libzetta-zfs-core-sys` (the
 //! headers and libraries must be installed to build, and this build host has no ZFS),
 //! its `zfs` side shells out to the CLI anyway and parses human-readable output, and it
-//! has neither resume tokens nor holds. The CLI with `-H -p` output parsed by the pure
-//! functions in [`parse`] does all of it.
+//! has no holds. The CLI with `-H -p` output parsed by the pure functions in [`parse`]
+//! does all of it.
 
 mod cli;
 mod naming;

@@ -11,8 +11,7 @@
 //!   anything is made.
 //! - **Failure.** `receive -s` keeps a partial state with a `receive_resume_token`; the
 //!   trait's receive is all-or-nothing, so a failed receive aborts it (`zfs receive -A`)
-//!   and destroys the dataset it was making: no snapshot is left. [`ZfsBackend::resume_token`]
-//!   and [`ZfsBackend::send_resume`] are there for callers that resume instead.
+//!   and destroys the dataset it was making: no snapshot and no resumable state is left.
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -100,20 +99,6 @@ impl ZfsBackend {
         let child = ZFS.spawn_stream(&args, Stdio::null(), Stdio::piped())?;
         let bytes = pump_out(child, out, &snap)?;
         Ok(SendStats { bytes })
-    }
-
-    /// The resume token of an interrupted receive into `dataset`, if it has one.
-    pub fn resume_token(&self, dataset: &str) -> Result<Option<String>> {
-        let (v, _) = cli::get_local(dataset, "receive_resume_token")?;
-        Ok(v)
-    }
-
-    /// `zfs send -t <token>`: the rest of an interrupted stream.
-    pub fn send_resume(&self, token: &str, out: &mut dyn Write) -> Result<SendStats> {
-        let child = ZFS.spawn_stream(&["send", "-t", token], Stdio::null(), Stdio::piped())?;
-        Ok(SendStats {
-            bytes: pump_out(child, out, "resumed stream")?,
-        })
     }
 
     pub(super) fn do_receive(
