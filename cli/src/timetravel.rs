@@ -277,15 +277,14 @@ pub fn release(store: &Store, name: &ContainerName, snap: &SnapshotName) -> Resu
     Ok(())
 }
 
-/// The expiry time of a snapshot taken at `now` with `--expires <duration>`.
-pub fn expiry(name: &ContainerName, expires: &str, now: &Zoned) -> Result<Timestamp> {
-    let d: SignedDuration =
-        cairn_snapshots::parse_positive_duration(expires).map_err(time_err(name))?;
-    now.timestamp().checked_add(d).map_err(|e| Error::Time {
-        container: name.to_string(),
-        source: cairn_snapshots::Error::Duration {
+/// The expiry time of a snapshot taken at `now` with `--expires <duration>`; the caller
+/// names the container and the flag.
+pub fn expiry(expires: &str, now: &Zoned) -> cairn_snapshots::Result<Timestamp> {
+    let d: SignedDuration = cairn_snapshots::parse_positive_duration(expires)?;
+    now.timestamp()
+        .checked_add(d)
+        .map_err(|e| cairn_snapshots::Error::Duration {
             input: expires.to_string(),
             problem: e.to_string(),
-        },
-    })
+        })
 }

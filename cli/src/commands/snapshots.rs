@@ -39,10 +39,9 @@ pub fn run(ctx: &mut Ctx, cmd: SnapshotCommand) -> Result<()> {
             let name: ContainerName = name.parse()?;
             let now = crate::clock::now()?;
             let expires_at = expires
-                .map(|e| crate::timetravel::expiry(&name, &e, &now))
+                .map(|e| crate::timetravel::expiry(&e, &now))
                 .transpose()
-                .map_err(|e| anyhow!("{e}").context("--expires"))
-                .map_err(|e| anyhow!("{}", e.root_cause()))?;
+                .map_err(|e| anyhow!("container {name}: --expires: {e}"))?;
             let snapshot = snapshot.as_deref().map(snap).transpose()?;
             let labels = labels
                 .iter()

@@ -241,7 +241,11 @@ fn bad_times_are_refused_naming_the_bad_part() {
         ),
         (
             &["snapshot", "create", "c1", "--expires", "7x"],
-            "duration \"7x\": \"7x\": unknown unit 'x'",
+            "error: container c1: --expires: duration \"7x\": \"7x\": unknown unit 'x'",
+        ),
+        (
+            &["snapshot", "create", "c1", "--expires", "0s"],
+            "error: container c1: --expires: duration \"0s\": must be longer than zero",
         ),
         (
             &["snapshot", "release", "c1", "snap0"],
