@@ -97,6 +97,17 @@ impl ZfsBackend {
         )
     }
 
+    /// A directory or the state directory given to the zfs driver: says what works.
+    pub(super) fn wrong_source(&self, op: &'static str) -> Error {
+        self.invalid(
+            op,
+            "the zfs driver needs a block device (--source /dev/DISK), a file vdev \
+             (--source FILE --size 10G) or a dataset of an imported zpool \
+             (--source POOL/DATASET), not a directory"
+                .into(),
+        )
+    }
+
     /// Fails unless the root dataset is there and ours.
     pub(super) fn require_pool(&self) -> Result<()> {
         match self.owned(&self.ds.root)? {
@@ -127,11 +138,9 @@ impl ZfsBackend {
             });
         }
         match &self.spec.source {
-            PoolSource::StateDir | PoolSource::Directory { .. } => Err(self.invalid(
-                "create pool",
-                "the zfs driver needs a device, a loop file (--size) or an existing zpool dataset"
-                    .into(),
-            )),
+            PoolSource::StateDir | PoolSource::Directory { .. } => {
+                Err(self.wrong_source("create pool"))
+            }
             PoolSource::Existing { name } => {
                 if name.is_empty() || name.contains('@') || name.starts_with('/') {
                     return Err(self.invalid(
@@ -319,7 +328,9 @@ impl ZfsBackend {
                 }
             }
             PoolSource::Existing { .. } => {}
-            _ => return Err(self.invalid("mount pool", "not a zfs pool source".into())),
+            PoolSource::StateDir | PoolSource::Directory { .. } => {
+                return Err(self.wrong_source("mount pool"))
+            }
         }
         self.require_pool()?;
         self.clean_leftovers()
@@ -441,7 +452,9 @@ impl ZfsBackend {
                 }
                 None => false,
             },
-            _ => return Err(self.invalid("delete pool", "not a zfs pool source".into())),
+            PoolSource::StateDir | PoolSource::Directory { .. } => {
+                return Err(self.wrong_source("delete pool"))
+            }
         };
         if present {
             let vols = self.volume_rows()?;

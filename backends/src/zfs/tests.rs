@@ -315,3 +315,21 @@ fn only_no_such_pool_means_the_zpool_is_absent() {
         assert!(e.to_string().contains(other), "{e}");
     }
 }
+
+#[test]
+fn a_directory_source_is_refused_with_the_sources_that_work() {
+    use crate::backend::{PoolSource, PoolSpec};
+    let b = super::ZfsBackend::new(PoolSpec {
+        name: "p1".parse().unwrap(),
+        source: PoolSource::Directory {
+            path: "/srv/p1".into(),
+        },
+        state_dir: "/srv/cairn/p1".into(),
+    });
+    for op in ["create pool", "mount pool", "delete pool"] {
+        let msg = b.wrong_source(op).to_string();
+        for hint in ["/dev/DISK", "FILE --size", "POOL/DATASET", op] {
+            assert!(msg.contains(hint), "{msg}");
+        }
+    }
+}
