@@ -16,6 +16,13 @@ use crate::error::{Error, Kind};
 /// The longest name, in bytes.
 pub const MAX_NAME_BYTES: usize = 200;
 
+/// Eight hex digits of a BLAKE3 hash of a pool's state directory. Drivers that name
+/// storage objects after the pool (a VG, a zpool, LV tags) add it, so two pools of the
+/// same name with different state directories never take each other's objects.
+pub fn state_dir_hash(state_dir: &std::path::Path) -> String {
+    blake3::hash(state_dir.as_os_str().as_encoded_bytes()).to_hex()[..8].to_string()
+}
+
 /// Checks `name` against the rules; the error names the rule broken.
 pub fn check_name(kind: Kind, name: &str) -> Result<(), Error> {
     let rule = if name.is_empty() {
@@ -157,6 +164,17 @@ mod tests {
             assert_eq!(serde_json::from_str::<SnapshotName>(&json).unwrap(), n);
         }
         assert!(serde_json::from_str::<PoolName>("\"a/b\"").is_err());
+    }
+
+    #[test]
+    fn state_dir_hash_is_stable_and_per_directory() {
+        let a = state_dir_hash(std::path::Path::new("/var/lib/a"));
+        assert_eq!(a.len(), 8);
+        assert!(a.bytes().all(|b| b.is_ascii_hexdigit()), "{a}");
+        assert_eq!(a, state_dir_hash(std::path::Path::new("/var/lib/a")));
+        assert_ne!(a, state_dir_hash(std::path::Path::new("/var/lib/b")));
+        // Names already on storage (VGs, zpools) were made with this value: it must not change.
+        assert_eq!(a, &blake3::hash(b"/var/lib/a").to_hex()[..8]);
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //!   `lvm.conf` with dmeventd running; cairn refuses snapshots, clones and new volumes
 //!   when the pool's data or metadata is 95% full (`NoSpace`).
 //! - **Ownership.** Everything cairn makes carries the tag `cairn` and
-//!   `cairn-pool=<pool>`; a VG or LV without them is never changed or deleted.
+//!   `cairn-pool=<pool>-<hash of state_dir>`; a VG or LV without them is never changed
+//!   or deleted. The state directory's hash (in the tag and in the LV name prefix) keeps
+//!   two pools of the same name on one existing thin pool apart.
 //! - **Volumes** are thin LVs `v-<name>` as large as the thin pool, ext4 (lazy inode table
 //!   init: thin LVs read unprovisioned blocks as zeros), mounted at
 //!   `<state_dir>/mnt/volumes/<vol>`. **Snapshots** are thin snapshots `s-<vol>-<snap>`
@@ -86,14 +88,14 @@ pub struct LvmBackend {
     owned: bool,
     /// Prefix of our LV names (empty in a VG of our own).
     prefix: String,
-    /// `cairn-pool=<pool>`.
+    /// `cairn-pool=<pool>-<state dir hash>` ([`naming::pool_tag`]).
     pool_tag: String,
 }
 
 impl LvmBackend {
     /// Binds the driver to `spec`; touches nothing.
     pub fn new(spec: PoolSpec) -> Self {
-        let pool_tag = naming::tag(naming::KEY_POOL, spec.name.as_str());
+        let pool_tag = naming::pool_tag(spec.name.as_str(), &spec.state_dir);
         let (vg, thin_pool, owned, prefix) = match &spec.source {
             PoolSource::Device { .. } | PoolSource::LoopFile { .. } => (
                 naming::vg_name(spec.name.as_str(), &spec.state_dir),
@@ -103,12 +105,11 @@ impl LvmBackend {
             ),
             PoolSource::Existing { name } => {
                 let (vg, tp) = name.split_once('/').unwrap_or(("", ""));
-                let id = blake3::hash(spec.name.as_str().as_bytes()).to_hex();
                 (
                     vg.to_string(),
                     tp.to_string(),
                     false,
-                    format!("cairn.{}.", &id[..8]),
+                    naming::lv_prefix(spec.name.as_str(), &spec.state_dir),
                 )
             }
             PoolSource::StateDir | PoolSource::Directory { .. } => {

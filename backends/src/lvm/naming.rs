@@ -11,11 +11,16 @@
 //! - The real names are kept in tags (`cairn-v=`, `cairn-s=`, encoded), so listings give
 //!   them back even when the LV name is hashed.
 
+use std::path::Path;
+
+use crate::names::state_dir_hash;
+
 /// Tag on every VG, thin pool and LV cairn makes.
 pub const TAG: &str = "cairn";
 /// Tag on an object still being built; `mount_pool` deletes LVs that carry it.
 pub const TAG_INCOMPLETE: &str = "cairn-incomplete";
-/// Tag key: the pool an object belongs to (encoded pool name).
+/// Tag key: the pool an object belongs to ([`pool_tag`]: encoded pool name and state
+/// directory hash).
 pub const KEY_POOL: &str = "cairn-pool";
 /// Tag key: the volume (encoded).
 pub const KEY_VOLUME: &str = "cairn-v";
@@ -109,15 +114,29 @@ pub fn lv_name(vg: &str, prefix: &str, kind: &str, parts: &[&str]) -> String {
 /// The VG cairn creates for a pool: `cairn_<encoded pool name>_<8 hex of the state
 /// directory>`, so two pools of the same name (two state directories) never share one.
 /// A long pool name is hashed.
-pub fn vg_name(pool: &str, state_dir: &std::path::Path) -> String {
-    let dir = blake3::hash(state_dir.as_os_str().as_encoded_bytes()).to_hex();
+pub fn vg_name(pool: &str, state_dir: &Path) -> String {
     let enc = encode(pool);
     let enc = if enc.len() > 48 {
         hashed(&[pool])[..18].to_string()
     } else {
         enc
     };
-    format!("cairn_{enc}_{}", &dir[..8])
+    format!("cairn_{enc}_{}", state_dir_hash(state_dir))
+}
+
+/// The tag on a pool's VG, thin pool and LVs: `cairn-pool=<encoded pool name>-<8 hex of
+/// the state directory>`. Two pools of the same name in one existing thin pool differ by
+/// their state directory, so neither takes the other's LVs for its own (`-` never occurs
+/// in an encoding).
+pub fn pool_tag(pool: &str, state_dir: &Path) -> String {
+    format!("{}-{}", tag(KEY_POOL, pool), state_dir_hash(state_dir))
+}
+
+/// The prefix of a pool's LV names in an existing thin pool's VG, shared with LVs that
+/// are not cairn's: `cairn.<8 hex of the pool name>.<8 hex of the state directory>.`.
+pub fn lv_prefix(pool: &str, state_dir: &Path) -> String {
+    let pool = blake3::hash(pool.as_bytes()).to_hex();
+    format!("cairn.{}.{}.", &pool[..8], state_dir_hash(state_dir))
 }
 
 /// `key=<encoded value>`.
@@ -163,12 +182,29 @@ mod tests {
 
     #[test]
     fn vg_names_differ_by_state_dir() {
-        let a = vg_name("p1", std::path::Path::new("/var/lib/a"));
-        let b = vg_name("p1", std::path::Path::new("/var/lib/b"));
+        let a = vg_name("p1", Path::new("/var/lib/a"));
+        let b = vg_name("p1", Path::new("/var/lib/b"));
         assert!(a.starts_with("cairn_p1_") && a.len() == 17, "{a}");
         assert_ne!(a, b);
-        let long = vg_name(&"ü".repeat(100), std::path::Path::new("/x"));
+        let long = vg_name(&"ü".repeat(100), Path::new("/x"));
         assert!(long.len() < 40, "{long}");
         assert_eq!(tag(KEY_VOLUME, "a b"), "cairn-v=a_20b");
+    }
+
+    #[test]
+    fn pool_tags_and_prefixes_differ_by_state_dir() {
+        let (a, b) = (Path::new("/var/lib/a"), Path::new("/var/lib/b"));
+        let tag_a = pool_tag("p-1", a);
+        assert_eq!(tag_a, format!("cairn-pool=p_2d1-{}", state_dir_hash(a)));
+        assert_ne!(tag_a, pool_tag("p-1", b));
+        assert_ne!(tag_a, pool_tag("p-2", a));
+        let prefix = lv_prefix("p1", a);
+        assert!(
+            prefix.starts_with("cairn.") && prefix.ends_with('.'),
+            "{prefix}"
+        );
+        assert_eq!(prefix.len(), 6 + 8 + 1 + 8 + 1);
+        assert_ne!(prefix, lv_prefix("p1", b));
+        assert_ne!(prefix, lv_prefix("p2", a));
     }
 }

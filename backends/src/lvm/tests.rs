@@ -297,3 +297,47 @@ fn a_volume_mounted_from_its_own_device_needs_no_lookup() {
     let other = b.dev(&b.vol_lv(&vol("db"))).display().to_string();
     assert!(!b.is_mounted_from(&entry(other), &b.vol_lv(&web)));
 }
+
+#[test]
+fn pools_of_one_name_on_one_thin_pool_stay_apart() {
+    let on_existing = |state_dir: &str| {
+        LvmBackend::new(PoolSpec {
+            name: "p1".parse().unwrap(),
+            source: PoolSource::Existing {
+                name: "vg0/thin".into(),
+            },
+            state_dir: state_dir.into(),
+        })
+    };
+    let (a, b) = (on_existing("/srv/a/p1"), on_existing("/srv/b/p1"));
+    assert_eq!((a.vg.as_str(), a.thin_pool.as_str()), ("vg0", "thin"));
+    assert_ne!(a.pool_tag, b.pool_tag);
+    let web = vol("web");
+    assert_ne!(a.vol_lv(&web), b.vol_lv(&web));
+    // The thin pool carries both pools' tags; each sees only its own LVs.
+    let mut pool = thin_pool(&a, 10.0, 1.0);
+    pool.tags.push(b.pool_tag.clone());
+    let all = vec![
+        pool,
+        lv(
+            &a,
+            &a.vol_lv(&web),
+            "Vwi---tz--",
+            &tags(&a, "web", None, 1, false),
+        ),
+        lv(
+            &b,
+            &b.vol_lv(&web),
+            "Vwi---tz--",
+            &tags(&b, "web", None, 2, true),
+        ),
+    ];
+    a.check_pool(&all).unwrap();
+    b.check_pool(&all).unwrap();
+    assert_eq!(names(&a.live(&all)), [a.vol_lv(&web)]);
+    assert!(b.live(&all).is_empty());
+    // b's unfinished volume is b's to remove, never a's.
+    assert_eq!(a.leftover_plan(&all), LeftoverPlan::default());
+    assert_eq!(b.leftover_plan(&all).incomplete, [b.vol_lv(&web)]);
+    assert!(!a.is_leftover(&all, &b.vol_lv(&web)));
+}
