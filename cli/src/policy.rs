@@ -422,6 +422,15 @@ extern "C" fn on_signal(sig: libc::c_int) {
     STOP.store(sig, Ordering::SeqCst);
 }
 
+/// The name of the signal that asked the daemon to stop, if one came.
+fn stop_signal() -> Option<&'static str> {
+    match STOP.load(Ordering::SeqCst) {
+        0 => None,
+        libc::SIGINT => Some("SIGINT"),
+        _ => Some("SIGTERM"),
+    }
+}
+
 /// Runs what is due, then sleeps until the next slot of any policy (at most a minute, so
 /// changed policies are seen), until SIGTERM or SIGINT. Returns the signal's name.
 pub fn daemon(
@@ -434,6 +443,10 @@ pub fn daemon(
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
     }
     loop {
+        // A signal that came while a run was busy stops the daemon before the next run.
+        if let Some(signal) = stop_signal() {
+            return Ok(signal);
+        }
         let t = now()?;
         let summary = run_due(store, &t)?;
         if summary.taken + summary.pruned > 0 || !summary.failures.is_empty() {
@@ -460,11 +473,10 @@ pub fn daemon(
             }
         }
         while now()? < wake {
-            match STOP.load(Ordering::SeqCst) {
-                0 => std::thread::sleep(Duration::from_millis(100)),
-                libc::SIGINT => return Ok("SIGINT"),
-                _ => return Ok("SIGTERM"),
+            if let Some(signal) = stop_signal() {
+                return Ok(signal);
             }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 }

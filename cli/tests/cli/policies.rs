@@ -410,3 +410,53 @@ fn daemon_takes_snapshots_on_schedule_and_stops_on_sigterm() {
     assert!(names[0].starts_with("auto-20300101T0059"), "{names:?}");
     assert!(names[1].starts_with("auto-20300101T010000Z"), "{names:?}");
 }
+
+#[test]
+fn daemon_stops_on_a_sigterm_that_comes_during_a_run() {
+    if !require_root() {
+        return;
+    }
+    let c = Cairn::new();
+    let img = unified_image(c.dir.path(), "tiny.tar.gz", &[]);
+    c.ok(&["image", "import", img.to_str().unwrap(), "--alias", "tiny"]);
+    c.ok(&["create", "tiny", "d1"]);
+    // The pre-hook sends SIGTERM to the daemon, then outlasts the next slot (a second
+    // away), so the run ends after the time the daemon would have slept until.
+    let log = c.dir.path().join("hooks.log");
+    c.ok(&[
+        "policy",
+        "set",
+        "d1",
+        "--schedule",
+        "* * * * *",
+        "--pre-hook",
+        &format!("echo pre >> {}; kill -TERM $PPID; sleep 2", log.display()),
+    ]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .arg("--state-dir")
+        .arg(c.state())
+        .arg("daemon")
+        .env("CAIRN_NOW", "2030-01-01T00:00:59Z")
+        .env("TZ", "UTC")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if child.try_wait().unwrap().is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "not stopped by the signal: {err}");
+    assert!(err.contains("cairn daemon: stopped by SIGTERM"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "pre\n",
+        "one run, then stop: {err}"
+    );
+    assert_eq!(autos(&c, "d1"), ["auto-20300101T000059Z"]);
+}
