@@ -46,6 +46,7 @@ pub mod lvm;
 pub mod manifest;
 pub mod mounts;
 pub mod names;
+pub mod probe;
 pub mod revert;
 pub mod testing;
 pub mod types;

@@ -3,12 +3,13 @@
 
 use std::path::Path;
 
-use super::pool::{make_dir, probe, remove_empty_dir, state_dir_refused};
+use super::pool::{make_dir, remove_empty_dir, state_dir_refused};
 use super::BtrfsBackend;
 use super::DRIVER;
 use crate::backend::PoolSource;
 use crate::cmd::{BTRFS, LOSETUP, MKFS_BTRFS};
 use crate::error::{IoContext, Result};
+use crate::probe;
 use crate::revert::Revert;
 use crate::types::CreateAction;
 use crate::{loopdev, mounts, Bytes};
@@ -94,7 +95,7 @@ impl BtrfsBackend {
             return Ok(CreateAction::Identity);
         }
         self.make_state_dir(rv)?;
-        if let Some(sig) = probe(dev)? {
+        if let Some(sig) = probe::probe(dev)? {
             if sig.fs_type.as_deref() == Some("btrfs") {
                 if self.mount_fs(dev, rv)? {
                     return Ok(CreateAction::Identity);
@@ -102,14 +103,7 @@ impl BtrfsBackend {
                 mounts::unmount(&self.mount_point())?; // not ours: mkfs needs it unmounted
             }
             if !force {
-                return Err(self.invalid(
-                    "create pool",
-                    format!(
-                        "{} holds {}; pass --force to overwrite it",
-                        dev.display(),
-                        sig.describe()
-                    ),
-                ));
+                return Err(probe::refusal(dev, &sig, DRIVER));
             }
         }
         self.mkfs(dev)?;
@@ -128,7 +122,7 @@ impl BtrfsBackend {
         self.make_state_dir(rv)?;
         if file.exists() {
             // Ours from an earlier create_pool? Then this is `Identity`.
-            if let Some(sig) = probe(file)? {
+            if let Some(sig) = probe::probe(file)? {
                 if sig.fs_type.as_deref() == Some("btrfs") {
                     let dev = self.attach(file, rv)?;
                     if self.mount_fs(&dev, rv)? {

@@ -30,7 +30,6 @@ mod stream;
 mod subvol;
 mod volumes;
 
-mod parse;
 #[cfg(test)]
 mod tests;
 

@@ -3,13 +3,12 @@
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
-use super::parse::{parse_blkid_export, Signature};
 use super::{subvol, BtrfsBackend};
 use crate::backend::PoolSource;
-use crate::cmd::BLKID;
 use crate::error::{Error, IoContext, Kind, Result};
 use crate::loopdev;
 use crate::mounts::{self, FsKind};
+use crate::probe::probe;
 use crate::revert::Revert;
 use crate::types::{DeleteAction, Usage};
 
@@ -40,20 +39,6 @@ fn fs_name(kind: FsKind) -> String {
         FsKind::Ext4 => "ext4".into(),
         FsKind::Tmpfs => "tmpfs".into(),
         FsKind::Other(magic) => format!("a filesystem with magic {magic:#x}"),
-    }
-}
-
-/// What is on a device or image file, according to `blkid -p` (exit status 2: nothing).
-pub(super) fn probe(path: &Path) -> Result<Option<Signature>> {
-    match BLKID.run(&[
-        "-p".as_ref(),
-        "-o".as_ref(),
-        "export".as_ref(),
-        path.as_os_str(),
-    ]) {
-        Ok(out) => Ok(parse_blkid_export(&out)),
-        Err(Error::Command(f)) if f.status == "exit status 2" => Ok(None),
-        Err(e) => Err(e),
     }
 }
 

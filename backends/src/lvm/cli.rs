@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 
 use super::parse::{self, Lv, Pv, Vg, LVS_FIELDS, PVS_FIELDS, VGS_FIELDS};
-use crate::cmd::{CommandFailure, BLKID, DMSETUP, LVM, THIN_DELTA, THIN_DUMP};
+use crate::cmd::{CommandFailure, DMSETUP, LVM, THIN_DELTA, THIN_DUMP};
 use crate::error::{Error, Kind, Result};
 
 /// `lvm <args>`; returns stdout.
@@ -163,27 +163,6 @@ pub fn thin_dump(tmeta: &std::path::Path, dev_id: u32) -> Result<String> {
     let mut args = argv(["-m", "--dev-id", &dev_id.to_string()]);
     args.push(tmeta.into());
     THIN_DUMP.run(&args)
-}
-
-/// What `blkid -p` finds on a device: `Some("a TYPE signature")`, or `None` (exit 2).
-pub fn probe(dev: &std::path::Path) -> Result<Option<String>> {
-    match BLKID.run(&[
-        "-p".as_ref(),
-        "-o".as_ref(),
-        "export".as_ref(),
-        dev.as_os_str(),
-    ]) {
-        Ok(out) => Ok(out.lines().find_map(|l| {
-            l.strip_prefix("TYPE=")
-                .map(|t| format!("a {t} signature"))
-                .or_else(|| {
-                    l.strip_prefix("PTTYPE=")
-                        .map(|t| format!("a {t} partition table"))
-                })
-        })),
-        Err(Error::Command(f)) if f.status == "exit status 2" => Ok(None),
-        Err(e) => Err(e),
-    }
 }
 
 /// Fails with a message naming the module when the kernel has no dm-thin-pool.

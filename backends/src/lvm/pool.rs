@@ -4,12 +4,13 @@
 use std::path::{Path, PathBuf};
 
 use super::parse::Lv;
-use super::{cli, naming, LvmBackend};
+use super::{cli, naming, LvmBackend, DRIVER};
 use crate::backend::PoolSource;
 use crate::cmd::{DMSETUP, LVM, THIN_CHECK};
 use crate::error::{Error, IoContext, Kind, Result};
 use crate::loopdev;
 use crate::mounts;
+use crate::probe;
 use crate::revert::Revert;
 use crate::types::{CreateAction, DeleteAction, Usage};
 
@@ -154,17 +155,7 @@ impl LvmBackend {
                 Some(true) => Ok(CreateAction::Identity),
                 Some(false) => Err(self.not_ours(OP)),
                 None => {
-                    if let Some(sig) = cli::probe(path)? {
-                        if !force {
-                            return Err(self.invalid(
-                                OP,
-                                format!(
-                                    "{} holds {sig}; refusing to overwrite it (use force)",
-                                    path.display()
-                                ),
-                            ));
-                        }
-                    }
+                    probe::refuse_unless_forced(path, *force, DRIVER)?;
                     self.make_vg(path, *force, rv)?;
                     Ok(CreateAction::Created(()))
                 }
