@@ -8,7 +8,10 @@
 //! <root>/.cairn-pool                  marker: this directory is a cairn pool
 //! ```
 //! Objects appear in `volumes/` or `snapshots/` only by an atomic rename from `.tmp/`,
-//! so a crash mid-way leaves nothing there that looks real.
+//! so a crash mid-way leaves nothing there that looks real. [`rename_exchange`] and
+//! [`rename_noreplace`] are atomic or fail (ZFS before 2.2 has no `renameat2` flags);
+//! their emulated forms ([`rename_exchange_or_emulate`], [`rename_noreplace_or_emulate`])
+//! are for callers that accept a non-atomic rename there, never for these.
 
 use std::path::{Path, PathBuf};
 
@@ -56,71 +59,127 @@ impl Layout {
     }
 }
 
-/// Exchanges two paths (`renameat2(RENAME_EXCHANGE)`, atomic): both must exist.
-///
-/// A filesystem without the flag (ZFS before 2.2 answers EINVAL) gets three plain
-/// renames instead — `b` aside to `<a>.cairn-xchg`, `a` to `b`, the aside to `a` — undone
-/// step by step if one fails. Not atomic there: a crash in between leaves `b`'s old
-/// content at the aside name, never lost.
+/// Exchanges two paths atomically (`renameat2(RENAME_EXCHANGE)`): both must exist.
+/// A filesystem without the flag (ZFS before 2.2) answers an error (EINVAL): callers
+/// that rely on the exchange being atomic get nothing less.
 pub fn rename_exchange(a: &Path, b: &Path) -> std::io::Result<()> {
-    match nix::fcntl::renameat2(
+    nix::fcntl::renameat2(
         nix::fcntl::AT_FDCWD,
         a,
         nix::fcntl::AT_FDCWD,
         b,
         nix::fcntl::RenameFlags::RENAME_EXCHANGE,
-    ) {
-        Err(nix::errno::Errno::EINVAL) if renameat2_unsupported(a) => {}
-        other => return other.map_err(std::io::Error::from),
-    }
-    exchange_by_renames(a, b)
+    )
+    .map_err(std::io::Error::from)
 }
 
-/// [`rename_exchange`] without `RENAME_EXCHANGE`: three renames, undone on failure.
-fn exchange_by_renames(a: &Path, b: &Path) -> std::io::Result<()> {
-    let mut aside = a.as_os_str().to_os_string();
-    aside.push(".cairn-xchg");
-    let aside = std::path::PathBuf::from(aside);
-    rename_noreplace(b, &aside)?;
-    if let Err(e) = rename_noreplace(a, b) {
-        let _ = std::fs::rename(&aside, b);
-        return Err(e);
-    }
-    if let Err(e) = rename_noreplace(&aside, a) {
-        let _ = std::fs::rename(b, a);
-        let _ = std::fs::rename(&aside, b);
-        return Err(e);
-    }
-    Ok(())
-}
-
-/// Renames `from` to `to`, failing with EEXIST instead of replacing (`RENAME_NOREPLACE`).
-/// Where the filesystem lacks the flag (ZFS before 2.2), checks that `to` does not exist
-/// and renames: cairn's locks keep others from creating `to` in between.
+/// Renames `from` to `to` atomically, failing with EEXIST instead of replacing
+/// (`renameat2(RENAME_NOREPLACE)`). A filesystem without the flag (ZFS before 2.2)
+/// answers an error (EINVAL).
 pub fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
-    match nix::fcntl::renameat2(
+    nix::fcntl::renameat2(
         nix::fcntl::AT_FDCWD,
         from,
         nix::fcntl::AT_FDCWD,
         to,
         nix::fcntl::RenameFlags::RENAME_NOREPLACE,
-    ) {
-        Err(nix::errno::Errno::EINVAL) if renameat2_unsupported(from) => {}
-        other => return other.map_err(std::io::Error::from),
+    )
+    .map_err(std::io::Error::from)
+}
+
+/// What [`rename_exchange_or_emulate`] names the aside copy of `b`: `<b>.cairn-xchg`,
+/// in `b`'s own directory.
+pub const EXCHANGE_ASIDE_SUFFIX: &str = ".cairn-xchg";
+
+/// [`rename_exchange`], or — only where the filesystem takes no `renameat2` flags
+/// ([`renameat2_flags_unsupported`]) — three plain renames: `b` aside to
+/// `<b>.cairn-xchg` beside it, `a` to `b`, the aside to `a`; undone step by step if one
+/// fails. **Not atomic** there: a crash between the renames leaves `b` missing or already
+/// replaced, and its old content at `<b>.cairn-xchg`, in `b`'s own directory (never one
+/// that cairn empties), not lost. An aside left by such a crash makes later exchanges of
+/// `b` fail (EEXIST) until someone moves it. Opt-in, for callers that accept per-path
+/// non-atomicity (`diff::restore_paths`); nothing that builds objects under `.tmp/`, which
+/// `mount_pool` empties, may use it.
+pub fn rename_exchange_or_emulate(a: &Path, b: &Path) -> std::io::Result<()> {
+    match rename_exchange(a, b) {
+        Err(e) if is_einval(&e) && renameat2_flags_unsupported(b) => {
+            tracing::debug!(a = %a.display(), b = %b.display(), "no RENAME_EXCHANGE here: three renames");
+            exchange_by_renames(a, b, noreplace_by_check)
+        }
+        other => other,
     }
+}
+
+/// [`rename_noreplace`], or — only where the filesystem takes no `renameat2` flags — a
+/// check that `to` does not exist, then a plain rename: cairn's locks keep others from
+/// creating `to` in between. Opt-in, like [`rename_exchange_or_emulate`].
+pub fn rename_noreplace_or_emulate(from: &Path, to: &Path) -> std::io::Result<()> {
+    match rename_noreplace(from, to) {
+        Err(e) if is_einval(&e) && renameat2_flags_unsupported(to) => noreplace_by_check(from, to),
+        other => other,
+    }
+}
+
+fn is_einval(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EINVAL)
+}
+
+/// A rename that fails with EEXIST when `to` exists (checked first, then renamed).
+fn noreplace_by_check(from: &Path, to: &Path) -> std::io::Result<()> {
     if std::fs::symlink_metadata(to).is_ok() {
         return Err(std::io::Error::from_raw_os_error(libc::EEXIST));
     }
     std::fs::rename(from, to)
 }
 
-/// True when the filesystem holding `path` takes no `renameat2` flags: ZFS before 2.2
-/// answers EINVAL to every flag. Anything else keeps its EINVAL (a directory moved into
-/// itself, ...).
-fn renameat2_unsupported(path: &Path) -> bool {
-    const ZFS_SUPER_MAGIC: i64 = 0x2fc12fc1;
+/// Where [`rename_exchange_or_emulate`] puts `b` aside: `<b>.cairn-xchg`.
+fn aside_of(b: &Path) -> PathBuf {
+    let mut aside = b.as_os_str().to_os_string();
+    aside.push(EXCHANGE_ASIDE_SUFFIX);
+    PathBuf::from(aside)
+}
+
+/// The exchange as three renames done by `step` (a rename that does not replace), undone
+/// (with plain renames) if one fails.
+fn exchange_by_renames(
+    a: &Path,
+    b: &Path,
+    mut step: impl FnMut(&Path, &Path) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let aside = aside_of(b);
+    step(b, &aside)?;
+    let undo = |e: std::io::Error, moves: &[(&Path, &Path)]| -> std::io::Error {
+        for (from, to) in moves {
+            if let Err(u) = std::fs::rename(from, to) {
+                return std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{e}; undoing the exchange failed too ({} to {}: {u}): the old content of {} is at {}",
+                        from.display(),
+                        to.display(),
+                        b.display(),
+                        aside.display()
+                    ),
+                );
+            }
+        }
+        e
+    };
+    if let Err(e) = step(a, b) {
+        return Err(undo(e, &[(&aside, b)]));
+    }
+    if let Err(e) = step(&aside, a) {
+        return Err(undo(e, &[(b, a), (&aside, b)]));
+    }
+    Ok(())
+}
+
+/// True when the filesystem holding `path` (its parent directory: `path` may not exist)
+/// takes no `renameat2` flags: ZFS before 2.2 answers EINVAL to every flag. Anything else
+/// keeps its EINVAL (a directory moved into itself, ...).
+pub fn renameat2_flags_unsupported(path: &Path) -> bool {
     let dir = path.parent().unwrap_or(path);
-    nix::sys::statfs::statfs(dir).is_ok_and(|s| s.filesystem_type().0 as i64 == ZFS_SUPER_MAGIC)
+    crate::mounts::fs_type_of(dir).is_ok_and(|k| k.is_zfs())
 }
 
 #[cfg(test)]
@@ -134,7 +193,7 @@ mod tests {
         std::fs::write(&a, "file a").unwrap();
         std::fs::create_dir(&b).unwrap();
         std::fs::write(b.join("inner"), "in b").unwrap();
-        exchange_by_renames(&a, &b).unwrap();
+        exchange_by_renames(&a, &b, noreplace_by_check).unwrap();
         assert_eq!(std::fs::read_to_string(a.join("inner")).unwrap(), "in b");
         assert_eq!(std::fs::read_to_string(&b).unwrap(), "file a");
         // Same result as the atomic exchange, which this filesystem has.
@@ -142,9 +201,62 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&a).unwrap(), "file a");
         // A missing side: an error, and the other side where it was.
         let missing = d.path().join("missing");
-        assert!(exchange_by_renames(&missing, &b).is_err());
+        assert!(exchange_by_renames(&missing, &b, noreplace_by_check).is_err());
         assert_eq!(std::fs::read_to_string(b.join("inner")).unwrap(), "in b");
-        assert!(!d.path().join("missing.cairn-xchg").exists());
+        assert!(!d.path().join("b.cairn-xchg").exists());
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 2);
+        // Where the filesystem has the flags, the opt-in forms are the atomic ones.
+        rename_exchange_or_emulate(&a, &b).unwrap();
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "file a");
+        let e = rename_noreplace_or_emulate(&a, &b).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
+    }
+
+    /// The aside is beside `b`, under `b`'s name; a failed last rename is undone, and an
+    /// old aside is never overwritten.
+    #[test]
+    fn exchange_by_renames_puts_b_aside_beside_it_and_undoes_a_failed_last_step() {
+        let d = tempfile::tempdir().unwrap();
+        let (stage, live) = (d.path().join("stage"), d.path().join("live"));
+        std::fs::create_dir(&stage).unwrap();
+        std::fs::create_dir(&live).unwrap();
+        let (a, b) = (stage.join("etc"), live.join("etc"));
+        std::fs::write(&a, "new").unwrap();
+        std::fs::write(&b, "old").unwrap();
+        let aside = live.join("etc.cairn-xchg");
+        let mut seen = Vec::new();
+        let mut calls = 0;
+        let e = exchange_by_renames(&a, &b, |from: &Path, to: &Path| {
+            calls += 1;
+            seen.push((from.to_path_buf(), to.to_path_buf()));
+            if calls == 3 {
+                // b's old content is aside, beside b; a's is in place.
+                assert_eq!(std::fs::read_to_string(&aside).unwrap(), "old");
+                assert_eq!(std::fs::read_to_string(&b).unwrap(), "new");
+                return Err(std::io::Error::from_raw_os_error(libc::EIO));
+            }
+            noreplace_by_check(from, to)
+        })
+        .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EIO));
+        assert_eq!(seen[0], (b.clone(), aside.clone()));
+        assert_eq!(seen[2], (aside.clone(), a.clone()));
+        // Undone: both as they were, no aside left.
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "new");
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "old");
+        assert!(!aside.exists());
+        // An aside left by a crash is kept: the exchange refuses to run over it.
+        std::fs::write(&aside, "left by a crash").unwrap();
+        let e = exchange_by_renames(&a, &b, noreplace_by_check).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
+        assert_eq!(std::fs::read_to_string(&aside).unwrap(), "left by a crash");
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "old");
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "new");
+    }
+
+    #[test]
+    fn renameat2_flags_are_supported_here() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(!renameat2_flags_unsupported(&d.path().join("x")));
     }
 }

@@ -92,7 +92,18 @@ pub enum FsKind {
     Xfs,
     Ext4,
     Tmpfs,
+    /// Any other filesystem, by its statfs magic (ZFS: [`ZFS_SUPER_MAGIC`]).
     Other(i64),
+}
+
+/// The statfs magic of ZFS (OpenZFS's `ZFS_SUPER_MAGIC`).
+pub const ZFS_SUPER_MAGIC: i64 = 0x2fc12fc1;
+
+impl FsKind {
+    /// Whether this is ZFS.
+    pub fn is_zfs(self) -> bool {
+        self == FsKind::Other(ZFS_SUPER_MAGIC)
+    }
 }
 
 /// `mount [-t fstype] [-o opts] source target`.
@@ -139,5 +150,11 @@ mod tests {
             .iter()
             .any(|e| e.mount_point == Path::new("/proc") && e.fs_type == "proc"));
         assert!(parse_mountinfo("garbage line\n").is_empty());
+    }
+
+    #[test]
+    fn zfs_is_known_by_its_magic() {
+        assert!(FsKind::Other(ZFS_SUPER_MAGIC).is_zfs());
+        assert!(!FsKind::Other(0x1234).is_zfs() && !FsKind::Btrfs.is_zfs());
     }
 }

@@ -8,7 +8,7 @@ use super::TreePath;
 use crate::copy::meta::{self, Node};
 use crate::copy::{self, CopyMode, CopyStats, EntryCopier};
 use crate::error::{Error, IoContext, Result};
-use crate::layout::{rename_exchange, rename_noreplace};
+use crate::layout::{rename_exchange_or_emulate, rename_noreplace_or_emulate};
 use crate::revert::Revert;
 
 /// What a partial restore did.
@@ -140,7 +140,10 @@ fn plan<'p>(
 /// All copies are made first, in `.cairn-restore.<pid>` under the live root; then each
 /// path is swapped in with one `renameat2` (`RENAME_EXCHANGE` when the live tree has it);
 /// if a swap fails the earlier ones are swapped back, so on error the live tree is as it
-/// was. Missing parent directories are made as copies of the snapshot's. Hard links from
+/// was. Where the filesystem takes no `renameat2` flags (ZFS before 2.2) a swap is three
+/// plain renames ([`crate::layout::rename_exchange_or_emulate`]): not atomic per path, so
+/// a crash in the middle of one can leave the live entry missing or replaced, with its
+/// old content beside it as `<name>.cairn-xchg` (never in the staging directory). Missing parent directories are made as copies of the snapshot's. Hard links from
 /// a restored file to a path that is not restored are not recreated (the file is copied).
 /// The volume must not be in use.
 pub fn restore_paths(snap: &Path, live: &Path, paths: &[TreePath]) -> Result<RestoreStats> {
@@ -247,22 +250,22 @@ fn swap<'a>(
     let target = live_parent.join(name);
     let staged = tmp.join(i.to_string()).join(name);
     if in_snap && in_live {
-        rename_exchange(&staged, &target).ctx("swap in", &target)?;
+        rename_exchange_or_emulate(&staged, &target).ctx("swap in", &target)?;
         let (a, b) = (staged.clone(), target.clone());
         revert.add("swap a restored path back", move || {
-            rename_exchange(&a, &b).ctx("swap back", &b)
+            rename_exchange_or_emulate(&a, &b).ctx("swap back", &b)
         });
     } else if in_snap {
-        rename_noreplace(&staged, &target).ctx("put in place", &target)?;
+        rename_noreplace_or_emulate(&staged, &target).ctx("put in place", &target)?;
         let (a, b) = (staged.clone(), target.clone());
         revert.add("take a restored path out", move || {
-            rename_noreplace(&b, &a).ctx("take out", &b)
+            rename_noreplace_or_emulate(&b, &a).ctx("take out", &b)
         });
     } else {
-        rename_noreplace(&target, &staged).ctx("remove", &target)?;
+        rename_noreplace_or_emulate(&target, &staged).ctx("remove", &target)?;
         let (a, b) = (staged.clone(), target.clone());
         revert.add("put a removed path back", move || {
-            rename_noreplace(&a, &b).ctx("put back", &b)
+            rename_noreplace_or_emulate(&a, &b).ctx("put back", &b)
         });
     }
     if in_snap {
