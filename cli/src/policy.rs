@@ -210,7 +210,7 @@ pub fn unset(store: &Store, target: &Target) -> Result<()> {
     if !store.delete_policy(target.key())? {
         return Err(Error::Invalid {
             target: target.to_string(),
-            problem: "there is no such policy".into(),
+            problem: "there is no such policy (see cairn policy list)".into(),
         });
     }
     Ok(())

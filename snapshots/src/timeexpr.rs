@@ -234,7 +234,10 @@ impl TimeExpr {
         now: &Zoned,
     ) -> Result<usize> {
         if created.is_empty() {
-            return Err(Error::resolve(self, "there are no snapshots to restore"));
+            return Err(Error::resolve(
+                self,
+                "there are no snapshots to restore; take one with cairn snapshot create",
+            ));
         }
         let Some(at) = self.instant(now)? else {
             let TimeExpr::Nth(n) = self else {
@@ -439,6 +442,9 @@ mod tests {
             .unwrap()
             .resolve(&[], |_| "", &now())
             .unwrap_err();
-        assert!(e.to_string().contains("no snapshots"));
+        assert_eq!(
+            e.to_string(),
+            "time \"now\": there are no snapshots to restore; take one with cairn snapshot create"
+        );
     }
 }

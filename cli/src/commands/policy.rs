@@ -140,7 +140,7 @@ pub fn run(ctx: &mut Ctx, cmd: PolicyCommand) -> Result<()> {
             let t = target(name, all)?;
             let p: Policy = match &t {
                 Target::All => policy::get_policy(&ctx.store, &t)?.ok_or_else(|| {
-                    anyhow!("policy --all: there is no policy for all containers")
+                    anyhow!("policy --all: there is no policy for all containers (cairn policy set --all --schedule ... --keep ...)")
                 })?,
                 Target::Container(c) => {
                     crate::containers::get(&ctx.store, c)?;

@@ -120,11 +120,21 @@ fn policies_are_set_shown_listed_and_bad_ones_refused() {
     refused(
         &c,
         &["policy", "unset", "x1"],
-        "error: policy x1: there is no such policy",
+        "error: policy x1: there is no such policy (see cairn policy list)",
     );
 
     c.ok(&["policy", "unset", "--all"]);
     assert_eq!(c.json(&["policy", "list"]), serde_json::json!([]));
+    refused(
+        &c,
+        &["policy", "show", "--all"],
+        "error: policy --all: there is no policy for all containers (cairn policy set --all --schedule ... --keep ...)",
+    );
+    refused(
+        &c,
+        &["policy", "unset", "--all"],
+        "error: policy --all: there is no such policy (see cairn policy list)",
+    );
 }
 
 /// `(count of lines in stdout containing "took snapshot", stderr)`.

@@ -204,8 +204,13 @@ fn bad_times_are_refused_naming_the_bad_part() {
     }
     let t0 = "2030-01-01T10:00:00Z";
     let c = tiny(t0);
+    c.ok(&["create", "tiny", "bare"]);
     let now = "2030-01-01T12:00:00Z";
     let cases: &[(&[&str], &str)] = &[
+        (
+            &["restore", "bare", "--to", "@-1"],
+            "error: container bare: time \"@-1\": there are no snapshots to restore; take one with cairn snapshot create",
+        ),
         (
             &["restore", "c1", "--to", "2x-ago"],
             "error: container c1: --to: time \"2x-ago\": \"2x\": unknown unit 'x'",
