@@ -113,6 +113,10 @@ pub const THIN_DUMP: Tool = Tool {
     name: "thin_dump",
     package: "thin-provisioning-tools",
 };
+pub const MODPROBE: Tool = Tool {
+    name: "modprobe",
+    package: "kmod",
+};
 
 const EXTRA_PATH: &[&str] = &["/usr/local/sbin", "/usr/sbin", "/sbin"];
 

@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 
 use super::parse::{self, Lv, Pv, Vg, LVS_FIELDS, PVS_FIELDS, VGS_FIELDS};
-use crate::cmd::{CommandFailure, DMSETUP, LVM, THIN_DELTA, THIN_DUMP};
+use crate::cmd::{CommandFailure, DMSETUP, LVM, MODPROBE, THIN_DELTA, THIN_DUMP};
 use crate::error::{Error, Kind, Result};
 
 /// `lvm <args>`; returns stdout.
@@ -165,16 +165,16 @@ pub fn thin_dump(tmeta: &std::path::Path, dev_id: u32) -> Result<String> {
     THIN_DUMP.run(&args)
 }
 
-/// Fails with a message naming the module when the kernel has no dm-thin-pool.
+/// Fails with a message naming the module when the kernel has no dm-thin-pool. Loads
+/// it first if it is not loaded (works as root with the module installed); the failure
+/// of that `modprobe`, if any, is part of the message.
 pub fn require_dm_thin() -> Result<()> {
     let has = || std::path::Path::new("/sys/module/dm_thin_pool").exists();
+    let mut tried = String::new();
     if !has() {
-        // Not loaded yet: try (works as root with the module installed).
-        let _ = std::process::Command::new("modprobe")
-            .arg("dm_thin_pool")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
+        if let Err(e) = MODPROBE.run(&["dm_thin_pool"]) {
+            tried = format!(" ({e})");
+        }
     }
     if has() && std::path::Path::new("/dev/mapper/control").exists() {
         return Ok(());
@@ -182,6 +182,8 @@ pub fn require_dm_thin() -> Result<()> {
     Err(Error::Invalid {
         op: "use LVM thin provisioning",
         object: "the kernel".into(),
-        reason: "the kernel has no dm-thin-pool (modprobe dm_thin_pool)".into(),
+        reason: format!(
+            "the kernel has no dm-thin-pool: load it as root with modprobe dm_thin_pool{tried}"
+        ),
     })
 }
