@@ -18,15 +18,15 @@ now() { date +%s.%N | cut -c1-13; }
 
 elapsed_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
-# A requirement of the vm tier is missing. With `vm` in CAIRN_REQUIRE (CI) that is a
-# failure naming what is missing; otherwise the whole run is skipped.
+# A requirement of the vm tier is missing: $1 says what, $2 how to fix it. With `vm` in
+# CAIRN_REQUIRE (CI) that is a failure; otherwise the whole run is skipped.
 missing() {
-  local what=$1
+  local what=$1 remedy=$2
   if [[ ",${CAIRN_REQUIRE:-}," == *,vm,* ]]; then
-    log "required (CAIRN_REQUIRE contains vm) but missing: $what"
+    log "required (CAIRN_REQUIRE contains vm) but missing: $what; to fix: $remedy"
     exit 1
   fi
-  echo "SKIP vm-tests: missing $what (set CAIRN_REQUIRE=vm to make this a failure)"
+  echo "SKIP vm-tests: missing $what; to fix: $remedy"
   exit 0
 }
 
