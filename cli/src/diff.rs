@@ -78,7 +78,9 @@ pub fn restore_paths(
             .mount_volume(&vol)
             .map_err(storage(name, "mount"))?;
         diff::check_restore_paths(&snap_root, &live, paths).map_err(storage(name, "restore"))?;
-        let safety = timetravel::dated_name(timetravel::SAFETY_PREFIX, now.timestamp(), &existing);
+        let safety = timetravel::dated_name(timetravel::SAFETY_PREFIX, now.timestamp(), |n| {
+            existing.iter().any(|e| e.name.as_str() == n)
+        });
         let labels = BTreeMap::from([(
             timetravel::SAFETY_LABEL.0.to_string(),
             timetravel::SAFETY_LABEL.1.to_string(),

@@ -330,7 +330,10 @@ fn take_due(
 ) -> Result<()> {
     let record = get(store, name)?;
     let pool = Pool::open(store, Some(&record.pool))?;
-    let snap = dated_name(AUTO_PREFIX, now.timestamp(), &entries(store, &pool, name)?);
+    let list = entries(store, &pool, name)?;
+    let snap = dated_name(AUTO_PREFIX, now.timestamp(), |n| {
+        list.iter().any(|e| e.name.as_str() == n)
+    });
     if let (Some(n), Some(last)) = (due.missed, last) {
         if n > 1 {
             let more = if n >= cairn_snapshots::schedule::MISSED_COUNT_LIMIT {
@@ -537,13 +540,10 @@ fn step(
         .as_ref()
         .is_some_and(|s| s.due(*last_run, at).is_some())
     {
-        let base = format!("{AUTO_PREFIX}{}", at.timestamp().strftime("%Y%m%dT%H%M%SZ"));
-        let mut name = base.clone();
-        let mut n = 1;
-        while snaps.iter().any(|s| s.name == name) {
-            name = format!("{base}-{n}");
-            n += 1;
-        }
+        let name = dated_name(AUTO_PREFIX, at.timestamp(), |n| {
+            snaps.iter().any(|s| s.name == n)
+        })
+        .to_string();
         snaps.push(cairn_snapshots::Snapshot {
             name: name.clone(),
             created_at: at.timestamp(),

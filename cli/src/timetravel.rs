@@ -100,12 +100,13 @@ pub fn entries(store: &Store, pool: &Pool, name: &ContainerName) -> Result<Vec<E
     Ok(out)
 }
 
-/// A free name `<prefix><UTC time>[-N]` for a snapshot taken at `at`.
-pub fn dated_name(prefix: &str, at: Timestamp, taken: &[Entry]) -> SnapshotName {
+/// A free name `<prefix><UTC time>[-N]` for a snapshot taken at `at`; `taken` says
+/// whether a name is in use.
+pub fn dated_name(prefix: &str, at: Timestamp, taken: impl Fn(&str) -> bool) -> SnapshotName {
     let base = format!("{prefix}{}", at.strftime("%Y%m%dT%H%M%SZ"));
     let mut candidate = base.clone();
     let mut n = 1;
-    while taken.iter().any(|e| e.name.as_str() == candidate) {
+    while taken(&candidate) {
         candidate = format!("{base}-{n}");
         n += 1;
     }
@@ -198,7 +199,11 @@ pub fn restore(
             (e, None)
         }
     };
-    let safety_name = safety.then(|| dated_name(SAFETY_PREFIX, now.timestamp(), &list));
+    let safety_name = safety.then(|| {
+        dated_name(SAFETY_PREFIX, now.timestamp(), |n| {
+            list.iter().any(|e| e.name.as_str() == n)
+        })
+    });
     let report = RestoreReport {
         container: name.to_string(),
         target_time,
