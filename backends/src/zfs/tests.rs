@@ -96,21 +96,45 @@ fn parses_captured_filesystems_and_space() {
     assert!(fs[1].name.ends_with("/volumes/web"));
     assert_eq!(fs[1].cairn_name.as_deref(), Some("web"));
     assert_eq!(fs[1].created_at_ns, Some(1795432377123456789));
+    // `-` is "not set": the volumes directory is no volume.
+    assert_eq!(
+        (fs[0].cairn_name.as_ref(), fs[0].created_at_ns),
+        (None, None)
+    );
+    assert!(fs[0].name.ends_with("/cairn/volumes") && fs[0].creation > 0);
+    // `zfs list -H -p -o used,available,referenced <ds>`, as the driver asks for the root
+    // and a volume's live dataset (the capture lists both, each line led by its name).
     let usage = include_str!("../../tests/fixtures/zfs-list-usage.txt");
-    let line = usage.lines().nth(1).unwrap();
-    let (_, rest) = line.split_once('\t').unwrap();
-    assert_eq!(parse_space(rest).unwrap(), (8564736, 359538688, 8499200));
-    assert!(parse_space("1\t2\n").is_err());
-    // The older capture: 5 columns (name,used,avail,refer,creation); snapshots have no avail.
-    let all = rows(
-        include_str!("../../tests/fixtures/zfs-list.txt"),
-        5,
-        "zfs list",
-    )
-    .unwrap();
-    let snap = all.iter().find(|r| r[0] == "cairnpool/vol@s1").unwrap();
-    assert_eq!(number(&snap[2], "x").unwrap(), None);
-    assert_eq!(number(&snap[1], "x").unwrap(), Some(4276224));
+    let space: Vec<(&str, (u64, u64, u64))> = usage
+        .lines()
+        .map(|line| {
+            let (name, rest) = line.split_once('\t').unwrap();
+            (name, parse_space(&format!("{rest}\n")).unwrap())
+        })
+        .collect();
+    assert_eq!(
+        space,
+        [
+            ("cairn-cap/cairn", (8859648, 359538688, 98304)),
+            (
+                "cairn-cap/cairn/volumes/web/live",
+                (8564736, 359538688, 8499200)
+            ),
+        ]
+    );
+    assert!(parse_space("1\t2\n").is_err(), "short line");
+    assert!(
+        parse_space(usage).is_err(),
+        "two datasets where one was asked for"
+    );
+    assert_eq!(
+        parse_space("-\t-\t-\n").unwrap(),
+        (0, 0, 0),
+        "not applicable"
+    );
+    assert!(parse_space("1\tx\t3\n").is_err(), "not a number");
+    assert_eq!(number("-", "x").unwrap(), None);
+    assert_eq!(number("4276224", "x").unwrap(), Some(4276224));
 }
 
 #[test]
