@@ -30,8 +30,9 @@
 //!   renames the volume to `o-<vol>` and the new LV to `v-<vol>`, drops the tag, removes
 //!   `o-<vol>`. `mount_pool` finishes or undoes an interrupted one: an `o-<vol>` is
 //!   removed when `v-<vol>` exists, else renamed back.
-//! - Renaming a volume renames its snapshots one LV at a time (LVM has no multi-LV
-//!   rename); a failure renames back what was done.
+//! - Renaming a volume renames its LVs one `lvrename` at a time (LVM has no multi-LV
+//!   rename), then swaps their `cairn-v` tag in one `lvchange`; a failure renames back
+//!   what was done.
 //! - A process killed while LVM had a device suspended leaves it suspended; `mount_pool`
 //!   resumes suspended devices of the VG.
 //!

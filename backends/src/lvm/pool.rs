@@ -437,8 +437,10 @@ impl LvmBackend {
             PoolSource::Device { .. } | PoolSource::LoopFile { .. } => {
                 let pvs = cli::pvs_of(&self.vg)?;
                 cli::lvm(&["vgremove", "-q", "-f", &self.vg])?;
-                for pv in pvs {
-                    cli::lvm(&["pvremove", "-q", "-y", &pv.name])?;
+                if !pvs.is_empty() {
+                    let mut args = cli::argv(["pvremove", "-q", "-y"]);
+                    args.extend(pvs.into_iter().map(|pv| pv.name.into()));
+                    cli::lvm(&args)?;
                 }
                 if let PoolSource::LoopFile { path, .. } = &self.spec.source {
                     loopdev::detach(path)?;

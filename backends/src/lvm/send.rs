@@ -403,9 +403,11 @@ impl LvmBackend {
                 rv.add("remove the received volume", move || self.remove_lvs(&[l]));
                 self.complete(&vol_lv)?;
             }
-            // Read-only and skipped at activation while still incomplete (a crash here
-            // leaves an LV mount_pool removes), then complete: the one step that makes
-            // the snapshot appear.
+            // Read-only, skipped at activation and complete in one lvchange: LVM (2.03)
+            // commits an LV's permission, activation skip and tag changes in one metadata
+            // commit, so a crash leaves the snapshot either incomplete (mount_pool removes
+            // it) or whole and read-only. `-p r` fails without a change only when the LV
+            // is read-only already, so the tag never goes while the LV is writable.
             cli::lvm(&[
                 "lvchange",
                 "-q",
@@ -413,9 +415,10 @@ impl LvmBackend {
                 "r",
                 "--setactivationskip",
                 "y",
+                "--deltag",
+                naming::TAG_INCOMPLETE,
                 &self.lv_path(&lv),
             ])?;
-            self.complete(&lv)?;
             Ok(())
         })?;
         Ok(SnapshotInfo {

@@ -114,9 +114,8 @@ impl LvmBackend {
             return Err(Error::exists(Kind::Snapshot, format!("{volume}/{to}")));
         }
         self.unmount_snapshot_in(&all, volume, from)?;
-        self.rename_lv(
-            &lv.name,
-            &self.snap_lv(volume, to),
+        self.rename_lvs(
+            &[(lv.name, self.snap_lv(volume, to))],
             &naming::tag(naming::KEY_SNAPSHOT, from.as_str()),
             &naming::tag(naming::KEY_SNAPSHOT, to.as_str()),
         )

@@ -184,18 +184,43 @@ impl LvmBackend {
         Ok(DeleteAction::Deleted)
     }
 
-    /// Renames one LV and swaps one of its name tags.
-    pub(super) fn rename_lv(&self, from: &str, to: &str, deltag: &str, addtag: &str) -> Result<()> {
-        cli::lvm(&["lvrename", "-q", &self.vg, from, to])?;
-        cli::lvm(&[
-            "lvchange",
-            "--deltag",
-            deltag,
-            "--addtag",
-            addtag,
-            &self.lv_path(to),
-        ])?;
-        Ok(())
+    /// Renames LVs (`from`, `to`), one `lvrename` each (LVM renames one LV per call), then
+    /// swaps the name tag `deltag` for `addtag` on all of them in one `lvchange`. A failure
+    /// undoes the retag and the renames.
+    pub(super) fn rename_lvs(
+        &self,
+        moves: &[(String, String)],
+        deltag: &str,
+        addtag: &str,
+    ) -> Result<()> {
+        Revert::new().run(|rv| {
+            for (from, to) in moves {
+                cli::lvm(&["lvrename", "-q", &self.vg, from, to])?;
+                let (f, t) = (from.clone(), to.clone());
+                rv.add("rename back", move || {
+                    cli::lvm(&["lvrename", "-q", &self.vg, &t, &f]).map(drop)
+                });
+            }
+            let renamed: Vec<String> = moves.iter().map(|(_, to)| to.clone()).collect();
+            // Runs before the renames back. LVM applies each LV's tag changes in one
+            // metadata commit, one LV after the other, and takes removing a missing tag or
+            // adding a present one as done: so this undoes a retag that failed half-way.
+            let (r, d, a) = (renamed.clone(), deltag.to_string(), addtag.to_string());
+            rv.add("retag back", move || self.retag(&r, &a, &d));
+            self.retag(&renamed, deltag, addtag)
+        })
+    }
+
+    /// One `lvchange` swapping the tag `deltag` for `addtag` on every LV in `lvs`.
+    pub(super) fn retag(&self, lvs: &[String], deltag: &str, addtag: &str) -> Result<()> {
+        if lvs.is_empty() {
+            return Ok(());
+        }
+        let mut args: Vec<String> = ["lvchange", "-q", "--deltag", deltag, "--addtag", addtag]
+            .map(String::from)
+            .to_vec();
+        args.extend(lvs.iter().map(|l| self.lv_path(l)));
+        cli::lvm(&args).map(drop)
     }
 
     pub(super) fn do_rename_volume(&self, from: &VolumeName, to: &VolumeName) -> Result<()> {
@@ -224,14 +249,7 @@ impl LvmBackend {
             .map(|s| (self.snap_lv(from, &s.name), self.snap_lv(to, &s.name)))
             .collect();
         moves.push((vol.name.clone(), self.vol_lv(to)));
-        Revert::new().run(|rv| {
-            for (a, b) in moves {
-                self.rename_lv(&a, &b, &old_tag, &new_tag)?;
-                let (ot, nt) = (old_tag.clone(), new_tag.clone());
-                rv.add("rename back", move || self.rename_lv(&b, &a, &nt, &ot));
-            }
-            Ok(())
-        })
+        self.rename_lvs(&moves, &old_tag, &new_tag)
     }
 
     /// True when `m` is the volume's LV `lv` mounted by [`Self::mount_lv`]: its device
