@@ -203,26 +203,60 @@ pub struct TreeDiff {
     pub hashed: u64,
 }
 
-/// The generic diff of a volume's two states: mounts them, walks both, unmounts the
-/// snapshots it mounted. What [`Backend::diff`] does unless a driver has a faster way.
+/// The generic diff of a volume's two states: mounts them, walks both, and unmounts the
+/// snapshot views it mounted — not those that were mounted already (the caller's), and
+/// also when mounting the second side or the walk fails. What [`Backend::diff`] does
+/// unless a driver has a faster way.
+///
+/// Whether a view was mounted already is read from the mount table (the drivers that use
+/// this present a snapshot view as a mount point at the path `mount_snapshot` returns).
 pub fn walk_backend<B: Backend + ?Sized>(
     b: &B,
     volume: &VolumeName,
     from: DiffSide<'_>,
     to: DiffSide<'_>,
 ) -> Result<TreeDiff> {
-    let mount = |side: DiffSide<'_>| match side {
-        DiffSide::Snapshot(s) => b.mount_snapshot(volume, s),
-        DiffSide::Live => b.mount_volume(volume),
-    };
-    let (a, z) = (mount(from)?, mount(to)?);
-    let result = walk(&a, &z);
-    for side in [from, to] {
-        if let DiffSide::Snapshot(s) = side {
-            if let Err(e) = b.unmount_snapshot(volume, s) {
-                tracing::warn!(volume = %volume, snapshot = %s, error = %e, "unmounting a snapshot after diff failed");
+    let a = Mounted::side(b, volume, from)?;
+    let z = Mounted::side(b, volume, to)?;
+    walk(&a.path, &z.path)
+}
+
+/// One side of [`walk_backend`], mounted; a snapshot view this mounted is unmounted on
+/// drop.
+struct Mounted<'a, B: Backend + ?Sized> {
+    b: &'a B,
+    volume: &'a VolumeName,
+    /// The snapshot to unmount on drop: one whose view this mounted.
+    ours: Option<&'a SnapshotName>,
+    path: PathBuf,
+}
+
+impl<'a, B: Backend + ?Sized> Mounted<'a, B> {
+    fn side(b: &'a B, volume: &'a VolumeName, side: DiffSide<'a>) -> Result<Self> {
+        let (ours, path) = match side {
+            DiffSide::Live => (None, b.mount_volume(volume)?),
+            DiffSide::Snapshot(s) => {
+                let before = crate::mounts::mounts()?;
+                let path = b.mount_snapshot(volume, s)?;
+                let already = before.iter().any(|m| m.mount_point == path);
+                ((!already).then_some(s), path)
+            }
+        };
+        Ok(Mounted {
+            b,
+            volume,
+            ours,
+            path,
+        })
+    }
+}
+
+impl<B: Backend + ?Sized> Drop for Mounted<'_, B> {
+    fn drop(&mut self) {
+        if let Some(s) = self.ours {
+            if let Err(e) = self.b.unmount_snapshot(self.volume, s) {
+                tracing::warn!(volume = %self.volume, snapshot = %s, error = %e, "unmounting a snapshot after diff failed");
             }
         }
     }
-    result
 }

@@ -407,3 +407,73 @@ fn display_paths_escape_like_the_manifest() {
     let odd = Path::new(std::ffi::OsStr::from_bytes(b"a\\b/caf\xc3\xa9/\xff"));
     assert_eq!(display_path(odd), "/a\\\\b/café/\\xff");
 }
+
+/// `walk_backend` unmounts the snapshot views it mounted, also when the second side
+/// fails, and leaves mounted those that the caller had mounted.
+#[test]
+fn walk_backend_unmounts_only_what_it_mounted() {
+    use crate::backend::{PoolSource, PoolSpec};
+    use crate::mounts::mount_at;
+    use crate::Backend;
+    let test = "diff::tests::walk_backend_unmounts_only_what_it_mounted";
+    if !crate::testing::require(test, "root", crate::testing::missing_root()) {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let b = crate::dir::DirBackend::new(PoolSpec {
+        name: "walkmounts".parse().unwrap(),
+        source: PoolSource::StateDir,
+        state_dir: t.path().join("state"),
+    });
+    b.create_pool().unwrap();
+    let v: crate::VolumeName = "v".parse().unwrap();
+    let (s0, s1, none): (
+        crate::SnapshotName,
+        crate::SnapshotName,
+        crate::SnapshotName,
+    ) = (
+        "s0".parse().unwrap(),
+        "s1".parse().unwrap(),
+        "missing".parse().unwrap(),
+    );
+    b.create_volume(&v).unwrap();
+    let live = b.mount_volume(&v).unwrap();
+    std::fs::write(live.join("kept"), b"k").unwrap();
+    b.create_snapshot(&v, &s0).unwrap();
+    std::fs::write(live.join("new"), b"n").unwrap();
+    b.create_snapshot(&v, &s1).unwrap();
+    let (p0, p1) = (
+        b.mount_snapshot(&v, &s0).unwrap(),
+        b.mount_snapshot(&v, &s1).unwrap(),
+    );
+    b.unmount_snapshot(&v, &s1).unwrap();
+    assert!(mount_at(&p1).unwrap().is_none());
+
+    // s0 was mounted by the caller and stays; s1 was mounted by the diff and is not.
+    let d = walk_backend(&b, &v, DiffSide::Snapshot(&s0), DiffSide::Snapshot(&s1)).unwrap();
+    assert!(d.changes.iter().any(|c| c.path == Path::new("new")));
+    assert!(
+        mount_at(&p0).unwrap().is_some(),
+        "the caller's view was unmounted"
+    );
+    assert!(
+        mount_at(&p1).unwrap().is_none(),
+        "the diff's view was left mounted"
+    );
+    assert!(
+        std::fs::read_dir(&p0).unwrap().count() > 0,
+        "the view is empty"
+    );
+
+    // The second side fails: the first, mounted by the diff, is unmounted again.
+    b.unmount_snapshot(&v, &s0).unwrap();
+    let e = walk_backend(&b, &v, DiffSide::Snapshot(&s0), DiffSide::Snapshot(&none)).unwrap_err();
+    assert!(e.is_not_found(), "{e}");
+    assert!(mount_at(&p0).unwrap().is_none(), "a view was leaked");
+    // Against the live state: the live volume stays mounted.
+    walk_backend(&b, &v, DiffSide::Snapshot(&s1), DiffSide::Live).unwrap();
+    assert!(mount_at(&p1).unwrap().is_none());
+    assert!(live.join("new").exists());
+    b.delete_volume(&v).unwrap();
+    b.delete_pool().unwrap();
+}
