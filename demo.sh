@@ -11,6 +11,20 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 [ "$(id -u)" = 0 ] || { echo "demo.sh: run as root (containers keep numeric owners and device nodes)" >&2; exit 1; }
 
+# The Rust toolchain is not a Debian package here: bookworm's cargo is older than the
+# workspace's rust-version.
+want=$(sed -n -E 's/^rust-version = "([0-9.]+)"/\1/p' Cargo.toml)
+command -v cargo >/dev/null || {
+  echo "demo.sh: cargo not found: install Rust $want or newer (https://rustup.rs), then run again" >&2
+  exit 1
+}
+have=$(cargo --version | awk '{print $2}')
+if [ -z "$want" ] || [ -z "$have" ] ||
+  [ "$(printf '%s\n%s\n' "$want" "${have%%-*}" | sort -V | head -n1)" != "$want" ]; then
+  echo "demo.sh: cargo ${have:-of unknown version} is older than the workspace's rust-version ${want:-(not found in Cargo.toml)}: rustup update (https://rustup.rs)" >&2
+  exit 1
+fi
+
 # Debian packages the build and the demo need (libclang for bindgen, libbtrfsutil to link).
 pkgs=(build-essential pkg-config libclang-dev libbtrfsutil-dev tar zstd)
 [ $# -ge 1 ] || pkgs+=(debootstrap)
@@ -42,6 +56,11 @@ for c in web1-test web1; do cairn info "$c" >/dev/null 2>&1 && cairn delete "$c"
 step "cairn create debian/bookworm web1   (a copy-on-write clone of the image's base volume)"
 cairn create debian/bookworm web1
 rootfs=$(cairn info web1 | awk '/^rootfs:/ {print $2}')
+# Everything below writes under $rootfs as root: an empty or wrong path would be the host's /.
+[ -n "$rootfs" ] && [ -d "$rootfs/etc" ] || {
+  echo "demo.sh: 'cairn info web1' gave no usable rootfs (got '$rootfs', which has no etc/); stopping before writing anything" >&2
+  exit 1
+}
 echo "web1's files are in $rootfs"
 
 step "cairn snapshot create web1 before-change"
