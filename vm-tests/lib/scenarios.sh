@@ -2,7 +2,8 @@
 # Sourced, not run. Uses RUN_DIR, PAYLOAD_DIR, GUEST_IMAGE and boot.sh.
 
 SCENARIO_LIST=${CAIRN_VM_SCENARIOS:-$VM_TESTS_DIR/scenarios.list}
-FIXTURES_DIR="$VM_TESTS_DIR/fixtures"
+# Where the parsers' tests read captured tool output (backends/tests/fixtures/).
+FIXTURES_DIR="$WORKSPACE_DIR/backends/tests/fixtures"
 
 # Prints the scenario lines (comments and blanks dropped); with filters, only lines
 # whose "<driver> <test>" contains one of them.
@@ -98,8 +99,9 @@ run_vm() {
   } >"$vmdir/report"
 }
 
-# Copies fixtures a scenario captured into vm-tests/fixtures/ when absent there (or
-# always with CAIRN_VM_UPDATE_FIXTURES=1), so committed fixtures do not churn.
+# Copies fixtures a scenario captured into backends/tests/fixtures/ (where the parsers'
+# tests read them) when absent there (or always with CAIRN_VM_UPDATE_FIXTURES=1), so
+# committed fixtures do not churn.
 save_fixtures() {
   local vmdir=$1 f
   [[ -d $vmdir/share/fixtures ]] || return 0
@@ -107,7 +109,7 @@ save_fixtures() {
   for f in "$vmdir"/share/fixtures/*; do
     if [[ ! -e $FIXTURES_DIR/${f##*/} || ${CAIRN_VM_UPDATE_FIXTURES:-} == 1 ]]; then
       cp "$f" "$FIXTURES_DIR/"
-      log "fixture saved: vm-tests/fixtures/${f##*/}"
+      log "fixture saved: ${FIXTURES_DIR#"$WORKSPACE_DIR"/}/${f##*/}"
     fi
   done
 }

@@ -35,7 +35,6 @@ zfs list -H -p -o name,used,available,referenced cairn-cap/cairn cairn-cap/cairn
   fixture zfs-list-usage.txt
 zfs get -H -p -o name,property,value,source cairn:managed cairn-cap cairn-cap/cairn cairn-cap/cairn/volumes |
   fixture zfs-get-managed.txt
-zpool list -H -p -o name,size,allocated,free,health cairn-cap | fixture zpool-list-usage.txt
 
 step "stream headers"
 zfs send cairn-cap/cairn/volumes/web/live@s1 | head -c 1024 >/tmp/full.head || true
