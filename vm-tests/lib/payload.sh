@@ -27,7 +27,7 @@ payload_image() {
 }
 
 # Builds the test binary of package $2, target $3 (lib | test:NAME | bench:NAME) with
-# `cargo test --profile vm --no-run`, or `cargo bench --profile vm --no-run` for a bench
+# `cargo test --locked --profile vm --no-run`, or `cargo bench ...` for a bench
 # (optimized: TCG is slow), ships it and its libraries into payload $1, and prints
 # "<binary name in payload> <package directory>". Build output goes to log $4.
 payload_cargo_test() {
@@ -52,7 +52,7 @@ payload_cargo_test() {
   esac
   local artifact
   artifact=$(cd "$WORKSPACE_DIR" &&
-    cargo "$command" --profile vm -p "$package" "${select[@]}" --no-run --message-format=json \
+    cargo "$command" --locked --profile vm -p "$package" "${select[@]}" --no-run --message-format=json \
       2>"$logfile" | jq -c "select(.reason == \"compiler-artifact\" and .profile.test
         and .executable != null and ($jqsel))" | tail -n1) || true
   [[ -n $artifact ]] || { log "cargo built no $command binary for $package $target"; return 1; }
