@@ -32,6 +32,9 @@ enum Lookup {
     Missing,
     /// A directory on the way is a symlink (at this relative path).
     Through(PathBuf),
+    /// A component on the way is neither a directory nor a symlink (at this relative
+    /// path, of this type): the path cannot be there.
+    NotDir(PathBuf, super::EntryType),
 }
 
 fn lookup(root: &Path, rel: &Path) -> io::Result<Lookup> {
@@ -48,7 +51,10 @@ fn lookup(root: &Path, rel: &Path) -> io::Result<Lookup> {
             Ok(st) => match st.st_mode & libc::S_IFMT {
                 libc::S_IFLNK => return Ok(Lookup::Through(walked)),
                 libc::S_IFDIR => {}
-                _ => return Ok(Lookup::Missing),
+                _ => {
+                    let kind = super::EntryType::of_mode(st.st_mode);
+                    return Ok(Lookup::NotDir(walked, kind));
+                }
             },
         }
         dir = meta::open_at(
@@ -101,10 +107,8 @@ fn plan<'p>(
         if plan.iter().any(|(q, _, _)| p.rel().starts_with(q.rel())) {
             continue;
         }
-        let side = |root: &Path, what: &str| -> Result<bool> {
+        let side = |root: &Path, what: &str| -> Result<Lookup> {
             match lookup(root, p.rel()).ctx("look up", root.join(p.rel()))? {
-                Lookup::Found => Ok(true),
-                Lookup::Missing => Ok(false),
                 Lookup::Through(l) => Err(refuse(
                     p,
                     format!(
@@ -112,13 +116,29 @@ fn plan<'p>(
                         super::display_path(&l)
                     ),
                 )),
+                other => Ok(other),
             }
         };
-        let (in_snap, in_live) = (side(snap, "the snapshot")?, side(live, "the live state")?);
+        let (snap_side, live_side) = (side(snap, "the snapshot")?, side(live, "the live state")?);
+        let (in_snap, in_live) = (
+            matches!(snap_side, Lookup::Found),
+            matches!(live_side, Lookup::Found),
+        );
         if !in_snap && !in_live {
             return Err(refuse(
                 p,
                 "exists in neither the snapshot nor the live state".into(),
+            ));
+        }
+        if let (true, Lookup::NotDir(l, kind)) = (in_snap, &live_side) {
+            // The snapshot's directory there would have to replace it: that is restoring it.
+            let l = super::display_path(l);
+            return Err(refuse(
+                p,
+                format!(
+                    "{l} is a {} in the live state; restore {l} instead",
+                    kind.as_str()
+                ),
             ));
         }
         plan.push((p, in_snap, in_live));
@@ -133,8 +153,10 @@ fn plan<'p>(
 /// tree. Everything else is left as it was, the parent directories' times included.
 ///
 /// Checked before anything changes: every path must exist in the snapshot or the live
-/// tree, must not be the root, and must not lead through a symlink in either tree
-/// (symlinks are never followed, so no path can leave the root). A path under another
+/// tree, must not be the root, must not lead through a symlink in either tree
+/// (symlinks are never followed, so no path can leave the root), and must not lead
+/// through a non-directory in the live tree when the snapshot has it (restore that
+/// non-directory's path instead). A path under another
 /// one given is covered by it.
 ///
 /// All copies are made first, in `.cairn-restore.<pid>` under the live root; then each

@@ -348,8 +348,15 @@ fn restore_paths_refuses_bad_paths_and_changes_nothing() {
     symlink(t.path().join("outside"), live.join("escape")).unwrap();
     symlink("../..", snap.join("var/up")).unwrap_or(());
     std::fs::write(live.join("etc/hostname"), b"changed\n").unwrap();
+    // A directory of the snapshot that is a file in the live state.
+    std::fs::remove_dir_all(live.join("etc/nginx")).unwrap();
+    std::fs::write(live.join("etc/nginx"), b"now a file").unwrap();
     let before = Manifest::of(&live).unwrap();
     for (p, want) in [
+        (
+            "/etc/nginx/conf.d/site",
+            "/etc/nginx is a file in the live state; restore /etc/nginx instead",
+        ),
         ("/escape/secret", "/escape is a symlink in the live state"),
         ("/etc/link/x", "/etc/link is a symlink"),
         ("/nope/nothing", "exists in neither"),
@@ -361,7 +368,12 @@ fn restore_paths_refuses_bad_paths_and_changes_nothing() {
             e.contains(&format!("path {p}")) && e.contains(want),
             "{p}: {e}"
         );
+        let early = check_restore_paths(&snap, &live, &paths).unwrap_err();
+        assert_eq!(early.to_string(), e);
     }
+    // The path of that file itself is restored as the snapshot's directory.
+    let whole = vec!["/etc/nginx".parse().unwrap()];
+    check_restore_paths(&snap, &live, &whole).unwrap();
     assert_eq!(Manifest::of(&live).unwrap(), before);
     assert!(t.path().join("outside/secret").exists());
 }
