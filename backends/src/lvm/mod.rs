@@ -32,7 +32,9 @@
 //!   removed when `v-<vol>` exists, else renamed back.
 //! - Renaming a volume renames its LVs one `lvrename` at a time (LVM has no multi-LV
 //!   rename), then swaps their `cairn-v` tag in one `lvchange`; a failure renames back
-//!   what was done.
+//!   what was done. A crash in between leaves LVs whose name and tags disagree (hidden
+//!   from listings): `mount_pool` retags them to the name their LV names give, or renames
+//!   them back where it cannot tell (hashed names), the volume and its snapshots alike.
 //! - A process killed while LVM had a device suspended leaves it suspended; `mount_pool`
 //!   resumes suspended devices of the VG.
 //!

@@ -10,6 +10,7 @@ use crate::cmd::{DMSETUP, LVM, THIN_CHECK};
 use crate::error::{Error, IoContext, Kind, Result};
 use crate::loopdev;
 use crate::mounts;
+use crate::names::{SnapshotName, VolumeName};
 use crate::probe;
 use crate::revert::Revert;
 use crate::types::{CreateAction, DeleteAction, Usage};
@@ -23,6 +24,45 @@ pub(super) struct LeftoverPlan {
     pub replaced: Vec<String>,
     /// The old LVs of unfinished restores, renamed back to the volume's LV: (from, to).
     pub rename_back: Vec<(String, String)>,
+    /// LVs of an interrupted rename that cannot be finished, renamed back to the name
+    /// their tags give: (from, to).
+    pub undo_rename: Vec<(String, String)>,
+    /// LVs of an interrupted rename that already have their new name: the name tag
+    /// swapped to match it.
+    pub retag: Vec<Retag>,
+}
+
+/// One LV whose name tag (`cairn-v=` or `cairn-s=`) `mount_pool` swaps.
+#[derive(Debug, PartialEq)]
+pub(super) struct Retag {
+    pub lv: String,
+    pub deltag: String,
+    pub addtag: String,
+}
+
+/// An LV of ours, complete, with the volume (and snapshot) its tags name.
+struct Tagged<'a> {
+    lv: &'a Lv,
+    volume: VolumeName,
+    snapshot: Option<SnapshotName>,
+}
+
+/// The volume and snapshot an LV's tags name, if they decode to valid names.
+fn tagged(lv: &Lv) -> Option<Tagged<'_>> {
+    let volume = lv
+        .tag_value(naming::KEY_VOLUME)
+        .and_then(naming::decode)?
+        .parse()
+        .ok()?;
+    let snapshot = match lv.tag_value(naming::KEY_SNAPSHOT) {
+        None => None,
+        Some(s) => Some(naming::decode(s)?.parse().ok()?),
+    };
+    Some(Tagged {
+        lv,
+        volume,
+        snapshot,
+    })
 }
 
 impl LvmBackend {
@@ -261,7 +301,8 @@ impl LvmBackend {
 
     /// What `mount_pool` does with the leftovers of interrupted work in the report `all`:
     /// LVs of ours tagged incomplete are removed; a restore's old LV (`o-<vol>`) is removed
-    /// too when the volume exists (the restore was done), else renamed back (undone).
+    /// too when the volume exists (the restore was done), else renamed back (undone); LVs
+    /// of an interrupted rename are retagged or renamed back ([`Self::rename_leftovers`]).
     pub(super) fn leftover_plan(&self, all: &[Lv]) -> LeftoverPlan {
         let lvs = self.ours(all);
         let doomed: Vec<String> = lvs
@@ -294,7 +335,143 @@ impl LvmBackend {
                 plan.rename_back.push((lv.name.clone(), vol));
             }
         }
+        let settled: Vec<&Lv> = lvs
+            .iter()
+            .filter(|l| !doomed.contains(&l.name) && !l.is_thin_pool())
+            .collect();
+        // Names an LV may be renamed back to: none that stays in the VG.
+        let taken: Vec<&str> = all
+            .iter()
+            .filter(|l| !doomed.contains(&l.name))
+            .map(|l| l.name.as_str())
+            .collect();
+        (plan.undo_rename, plan.retag) = self.rename_leftovers(&settled, &taken);
         plan
+    }
+
+    /// The LV name for volume `v`, or for its snapshot `s`.
+    fn lv_for(&self, v: &VolumeName, s: Option<&SnapshotName>) -> String {
+        match s {
+            Some(s) => self.snap_lv(v, s),
+            None => self.vol_lv(v),
+        }
+    }
+
+    /// The volume and snapshot an LV name of ours spells out, when it is not hashed.
+    fn names_in(&self, lv_name: &str) -> Option<(VolumeName, Option<SnapshotName>)> {
+        let rest = lv_name.strip_prefix(self.prefix.as_str())?;
+        let (kind, parts) = rest.split_once('-')?;
+        let decode = |p: &str| naming::decode(p)?.parse().ok();
+        let names = match kind {
+            "v" => (decode(parts)?, None),
+            "s" => {
+                let (v, s) = parts.split_once('-')?;
+                (decode(v)?, Some(naming::decode(s)?.parse().ok()?))
+            }
+            _ => return None,
+        };
+        (self.lv_for(&names.0, names.1.as_ref()) == lv_name).then_some(names)
+    }
+
+    /// LVs whose name and tags disagree: a rename renames every LV first (one `lvrename`
+    /// each), then swaps their tag in one `lvchange` that commits one LV after the other,
+    /// so a crash leaves some LVs renamed but not retagged. Among `settled` (our complete
+    /// LVs, thin pool left out), each such LV is settled so that a volume and its snapshots
+    /// end under one name:
+    /// 1. Another LV already carries the new volume name in its tags (the retag had begun):
+    ///    retag this one to it.
+    /// 2. LVs that still agree with the old volume name exist (the renames had not all
+    ///    run): rename this one back, unless it is a snapshot rename (same volume, a new
+    ///    snapshot name the LV name spells out): retag it.
+    /// 3. Every LV of the volume was renamed, none retagged: retag them all to the volume
+    ///    name their LV names spell out, or rename them all back when a name is hashed.
+    ///
+    /// Renames back whose target is `taken` are left out (the LV stays hidden, as it was).
+    fn rename_leftovers(
+        &self,
+        settled: &[&Lv],
+        taken: &[&str],
+    ) -> (Vec<(String, String)>, Vec<Retag>) {
+        let mut agree: Vec<Tagged<'_>> = Vec::new();
+        let mut moved: Vec<Tagged<'_>> = Vec::new();
+        for t in settled.iter().filter_map(|l| tagged(l)) {
+            let restore = [
+                self.restore_lv("o", &t.volume),
+                self.restore_lv("n", &t.volume),
+            ];
+            if t.lv.name == self.lv_for(&t.volume, t.snapshot.as_ref()) {
+                agree.push(t);
+            } else if t.snapshot.is_some() || !restore.contains(&t.lv.name) {
+                moved.push(t);
+            }
+        }
+        let (mut undo, mut retag) = (Vec::new(), Vec::new());
+        let mut back = |t: &Tagged<'_>| {
+            let to = self.lv_for(&t.volume, t.snapshot.as_ref());
+            if taken.contains(&to.as_str()) {
+                tracing::warn!(lv = %t.lv.name, to = %to, "cannot undo an interrupted rename: the name is taken");
+            } else {
+                undo.push((t.lv.name.clone(), to));
+            }
+        };
+        let volume_tag = |v: &VolumeName| naming::tag(naming::KEY_VOLUME, v.as_str());
+        let mut whole_volume: Vec<&Tagged<'_>> = Vec::new();
+        for t in &moved {
+            let s = t.snapshot.as_ref();
+            // 1. The new volume name is in another LV's tags.
+            if let Some(w) = agree
+                .iter()
+                .map(|a| &a.volume)
+                .find(|w| **w != t.volume && self.lv_for(w, s) == t.lv.name)
+            {
+                retag.push(Retag {
+                    lv: t.lv.name.clone(),
+                    deltag: volume_tag(&t.volume),
+                    addtag: volume_tag(w),
+                });
+            } else if agree.iter().any(|a| a.volume == t.volume) {
+                // 2. The volume is still there under its old name.
+                match (s, self.names_in(&t.lv.name)) {
+                    (Some(old), Some((v, Some(new)))) if v == t.volume && new != *old => retag
+                        .push(Retag {
+                            lv: t.lv.name.clone(),
+                            deltag: naming::tag(naming::KEY_SNAPSHOT, old.as_str()),
+                            addtag: naming::tag(naming::KEY_SNAPSHOT, new.as_str()),
+                        }),
+                    _ => back(t),
+                }
+            } else {
+                whole_volume.push(t);
+            }
+        }
+        // 3. One decision per old volume name, for all its LVs.
+        let mut olds: Vec<&VolumeName> = whole_volume.iter().map(|t| &t.volume).collect();
+        olds.dedup();
+        for old in olds {
+            let group: Vec<&&Tagged<'_>> =
+                whole_volume.iter().filter(|t| t.volume == *old).collect();
+            let new = group
+                .iter()
+                .filter_map(|t| self.names_in(&t.lv.name))
+                .map(|(w, _)| w)
+                .find(|w| {
+                    w != old
+                        && group
+                            .iter()
+                            .all(|t| self.lv_for(w, t.snapshot.as_ref()) == t.lv.name)
+                });
+            for t in group {
+                match &new {
+                    Some(w) => retag.push(Retag {
+                        lv: t.lv.name.clone(),
+                        deltag: volume_tag(old),
+                        addtag: volume_tag(w),
+                    }),
+                    None => back(t),
+                }
+            }
+        }
+        (undo, retag)
     }
 
     /// Deletes LVs of interrupted operations and finishes or undoes interrupted restores,
@@ -314,6 +491,25 @@ impl LvmBackend {
         for (from, to) in &plan.rename_back {
             tracing::info!(lv = %from, to = %to, "undoing an interrupted restore");
             cli::lvm(&["lvrename", &self.vg, from, to])?;
+        }
+        for (from, to) in &plan.undo_rename {
+            tracing::info!(lv = %from, to = %to, "undoing an interrupted rename");
+            cli::lvm(&["lvrename", "-q", &self.vg, from, to])?;
+        }
+        // One lvchange per tag swap: a volume rename's LVs all share theirs.
+        let mut swaps: Vec<(&str, &str, Vec<String>)> = Vec::new();
+        for r in &plan.retag {
+            tracing::info!(lv = %r.lv, tag = %r.addtag, "finishing an interrupted rename");
+            match swaps
+                .iter_mut()
+                .find(|(d, a, _)| *d == r.deltag && *a == r.addtag)
+            {
+                Some((_, _, lvs)) => lvs.push(r.lv.clone()),
+                None => swaps.push((&r.deltag, &r.addtag, vec![r.lv.clone()])),
+            }
+        }
+        for (deltag, addtag, lvs) in swaps {
+            self.retag(&lvs, deltag, addtag)?;
         }
         Ok(())
     }

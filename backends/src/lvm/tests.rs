@@ -3,7 +3,7 @@
 //! restore or a new object clears out of its way, what is listed.
 
 use super::parse::Lv;
-use super::pool::LeftoverPlan;
+use super::pool::{LeftoverPlan, Retag};
 use super::{naming, LvmBackend};
 use crate::backend::{PoolSource, PoolSpec};
 use crate::error::Error;
@@ -268,6 +268,8 @@ fn leftover_plan_removes_incomplete_lvs_and_settles_restores() {
                 (b.restore_lv("o", &mail), b.vol_lv(&mail)),
                 (b.restore_lv("o", &app), b.vol_lv(&app)),
             ],
+            undo_rename: vec![],
+            retag: vec![],
         }
     );
     // Nothing left over: nothing to do.
@@ -340,4 +342,172 @@ fn pools_of_one_name_on_one_thin_pool_stay_apart() {
     assert_eq!(a.leftover_plan(&all), LeftoverPlan::default());
     assert_eq!(b.leftover_plan(&all).incomplete, [b.vol_lv(&web)]);
     assert!(!a.is_leftover(&all, &b.vol_lv(&web)));
+}
+
+/// Volume `web` with snapshots s1 and s2, all complete, in an otherwise empty pool.
+fn web_pool(b: &LvmBackend) -> Vec<Lv> {
+    let web = vol("web");
+    let mut all = vec![
+        thin_pool(b, 10.0, 1.0),
+        lv(
+            b,
+            &b.vol_lv(&web),
+            "Vwi---tz--",
+            &tags(b, "web", None, 1, false),
+        ),
+    ];
+    for (s, ns) in [("s1", 2), ("s2", 3)] {
+        let name = b.snap_lv(&web, &snap(s));
+        all.push(lv(
+            b,
+            &name,
+            "Vri---tz-k",
+            &tags(b, "web", Some(s), ns, false),
+        ));
+    }
+    all
+}
+
+/// The LV called `from` in `all`, renamed to `to` (its tags unchanged: lvrename done,
+/// the retag not yet).
+fn rename(all: &mut [Lv], from: &str, to: &str) {
+    all.iter_mut().find(|l| l.name == from).unwrap().name = to.to_string();
+}
+
+/// The LV called `name` in `all`, with tag `from` swapped for `to` (the retag done).
+fn swap_tag(all: &mut [Lv], name: &str, from: &str, to: &str) {
+    let lv = all.iter_mut().find(|l| l.name == name).unwrap();
+    let t = lv.tags.iter_mut().find(|t| *t == from).unwrap();
+    *t = to.to_string();
+}
+
+/// The LV names of volume `v` and its snapshots s1, s2: [volume, s1, s2].
+fn lv_names(b: &LvmBackend, v: &str) -> [String; 3] {
+    let v = vol(v);
+    [
+        b.vol_lv(&v),
+        b.snap_lv(&v, &snap("s1")),
+        b.snap_lv(&v, &snap("s2")),
+    ]
+}
+
+fn retags(lvs: &[String], key: &str, from: &str, to: &str) -> Vec<Retag> {
+    lvs.iter()
+        .map(|lv| Retag {
+            lv: lv.clone(),
+            deltag: naming::tag(key, from),
+            addtag: naming::tag(key, to),
+        })
+        .collect()
+}
+
+#[test]
+fn a_rename_cut_short_among_the_renames_is_undone() {
+    let b = backend();
+    let mut all = web_pool(&b);
+    let (old, new) = (lv_names(&b, "web"), lv_names(&b, "www"));
+    rename(&mut all, &old[1], &new[1]); // s1 renamed; s2 and the volume not yet
+    let plan = b.leftover_plan(&all);
+    assert_eq!(plan.undo_rename, [(new[1].clone(), old[1].clone())]);
+    assert!(plan.retag.is_empty() && plan.incomplete.is_empty());
+}
+
+#[test]
+fn a_rename_cut_short_before_the_retag_is_finished_from_the_lv_names() {
+    let b = backend();
+    let mut all = web_pool(&b);
+    let (old, new) = (lv_names(&b, "web"), lv_names(&b, "www"));
+    for i in 0..3 {
+        rename(&mut all, &old[i], &new[i]);
+    }
+    // Hidden until mount_pool settles it: no volume is listed under either name.
+    assert!(b.volumes_in(&b.live(&all)).is_empty());
+    let plan = b.leftover_plan(&all);
+    assert_eq!(plan.retag, retags(&new, naming::KEY_VOLUME, "web", "www"));
+    assert!(plan.undo_rename.is_empty());
+}
+
+#[test]
+fn a_rename_cut_short_in_the_retag_is_finished() {
+    let b = backend();
+    let mut all = web_pool(&b);
+    let (old, new) = (lv_names(&b, "web"), lv_names(&b, "www"));
+    for i in 0..3 {
+        rename(&mut all, &old[i], &new[i]);
+    }
+    // LVM retags in the VG's order, whatever the order on the command line.
+    let (from, to) = (
+        naming::tag(naming::KEY_VOLUME, "web"),
+        naming::tag(naming::KEY_VOLUME, "www"),
+    );
+    swap_tag(&mut all, &new[2], &from, &to);
+    let plan = b.leftover_plan(&all);
+    assert_eq!(
+        plan.retag,
+        retags(&new[..2], naming::KEY_VOLUME, "web", "www")
+    );
+    assert!(plan.undo_rename.is_empty());
+}
+
+#[test]
+fn a_rename_to_a_hashed_name_is_finished_once_retagging_began_else_undone() {
+    let b = backend();
+    let long = "w".repeat(200);
+    let (old, new) = (lv_names(&b, "web"), lv_names(&b, &long));
+    assert!(new.iter().all(|n| n.contains("_h")), "{new:?}");
+    let mut all = web_pool(&b);
+    for i in 0..3 {
+        rename(&mut all, &old[i], &new[i]);
+    }
+    // The new name is nowhere but in hashed LV names: all three go back.
+    let plan = b.leftover_plan(&all);
+    assert_eq!(
+        plan.undo_rename,
+        [
+            (new[0].clone(), old[0].clone()),
+            (new[1].clone(), old[1].clone()),
+            (new[2].clone(), old[2].clone()),
+        ]
+    );
+    assert!(plan.retag.is_empty());
+    // Once one LV carries the new name in its tags, the others follow it.
+    let (from, to) = (
+        naming::tag(naming::KEY_VOLUME, "web"),
+        naming::tag(naming::KEY_VOLUME, &long),
+    );
+    swap_tag(&mut all, &new[0], &from, &to);
+    let plan = b.leftover_plan(&all);
+    assert_eq!(
+        plan.retag,
+        retags(&new[1..], naming::KEY_VOLUME, "web", &long)
+    );
+    assert!(plan.undo_rename.is_empty());
+}
+
+#[test]
+fn a_snapshot_rename_cut_short_is_finished_or_undone() {
+    let b = backend();
+    let web = vol("web");
+    let s1 = b.snap_lv(&web, &snap("s1"));
+    let mut all = web_pool(&b);
+    let s9 = b.snap_lv(&web, &snap("s9"));
+    rename(&mut all, &s1, &s9);
+    let plan = b.leftover_plan(&all);
+    assert_eq!(plan.retag, retags(&[s9], naming::KEY_SNAPSHOT, "s1", "s9"));
+    assert!(plan.undo_rename.is_empty());
+    // A hashed new name cannot be read back: renamed back.
+    let mut all = web_pool(&b);
+    let hashed = b.snap_lv(&web, &snap(&"s".repeat(200)));
+    rename(&mut all, &s1, &hashed);
+    let plan = b.leftover_plan(&all);
+    assert_eq!(plan.undo_rename, [(hashed, s1.clone())]);
+    assert!(plan.retag.is_empty());
+    // Never onto a name another LV has taken since.
+    all.push(lv(
+        &b,
+        &s1,
+        "Vri---tz-k",
+        &tags(&b, "web", Some("s1"), 9, false),
+    ));
+    assert_eq!(b.leftover_plan(&all), LeftoverPlan::default());
 }
