@@ -446,6 +446,7 @@ impl LvmBackend {
         }
         // 3. One decision per old volume name, for all its LVs.
         let mut olds: Vec<&VolumeName> = whole_volume.iter().map(|t| &t.volume).collect();
+        olds.sort();
         olds.dedup();
         for old in olds {
             let group: Vec<&&Tagged<'_>> =

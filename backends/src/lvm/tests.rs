@@ -425,6 +425,16 @@ fn a_rename_cut_short_before_the_retag_is_finished_from_the_lv_names() {
     let plan = b.leftover_plan(&all);
     assert_eq!(plan.retag, retags(&new, naming::KEY_VOLUME, "web", "www"));
     assert!(plan.undo_rename.is_empty());
+    // Another volume's, between them in the VG's order: each settled once.
+    let db = b.vol_lv(&vol("db2"));
+    all.insert(
+        2,
+        lv(&b, &db, "Vwi---tz--", &tags(&b, "db", None, 4, false)),
+    );
+    let plan = b.leftover_plan(&all);
+    let mut want = retags(&[db], naming::KEY_VOLUME, "db", "db2");
+    want.extend(retags(&new, naming::KEY_VOLUME, "web", "www"));
+    assert_eq!(plan.retag, want);
 }
 
 #[test]
