@@ -322,6 +322,14 @@ mod tests {
         b.create_snapshot(&v, &s1).unwrap();
         // Rewritten through its second name; one of three names removed.
         std::fs::write(root.join("usr/b"), b"#!/bin/bash\n").unwrap();
+        // The kernel's coarse clock can give the rewrite the creation's mtime: set one
+        // that differs, so the expected "mtime" does not depend on timing.
+        std::fs::File::options()
+            .write(true)
+            .open(root.join("usr/b"))
+            .unwrap()
+            .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000))
+            .unwrap();
         std::fs::remove_file(root.join("lib/z")).unwrap();
         b.create_snapshot(&v, &s2).unwrap();
 
