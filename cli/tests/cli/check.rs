@@ -1,14 +1,10 @@
 //! `cairn check [--repair]`, and `cairn` killed with -9 in the middle of work.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::helpers::rootfs;
 use crate::support::{require_image, require_root, unified_image, Cairn, SHARED_IMAGE};
-
-fn rootfs(c: &Cairn, name: &str) -> PathBuf {
-    PathBuf::from(c.json(&["info", name])["rootfs"].as_str().unwrap())
-}
 
 #[test]
 fn check_finds_and_repairs_disagreements() {

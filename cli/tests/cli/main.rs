@@ -8,6 +8,7 @@ mod build;
 mod check;
 mod concurrency;
 mod diff;
+mod helpers;
 mod images;
 mod policies;
 mod pools;

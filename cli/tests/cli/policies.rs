@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::helpers::{everything, ok_at, run_env};
 use crate::support::{require_root, unified_image, Cairn};
-use crate::time_travel::{everything, ok_at, run_env};
 
 fn autos(c: &Cairn, ct: &str) -> Vec<String> {
     c.json(&["snapshot", "list", ct])

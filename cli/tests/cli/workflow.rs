@@ -7,12 +7,8 @@ use std::process::Command;
 use cairn_backends::manifest::Manifest;
 use serde_json::Value;
 
+use crate::helpers::rootfs;
 use crate::support::{require_image, require_root, Cairn, SHARED_IMAGE};
-
-fn rootfs(c: &Cairn, name: &str) -> PathBuf {
-    let info = c.json(&["info", name]);
-    PathBuf::from(info["rootfs"].as_str().expect("info has rootfs"))
-}
 
 fn is_rfc3339_utc(v: &Value) -> bool {
     v.as_str()
