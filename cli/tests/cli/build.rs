@@ -7,7 +7,7 @@ use std::path::Path;
 
 use cairn_backends::cmd::Tool;
 
-use crate::support::{require_root, require_tool, Cairn};
+use crate::support::{require_root, require_tool, unified_image, Cairn};
 
 /// What `cairn image build` runs (cli/src/images/build.rs), found the way it finds it:
 /// debootstrap lives in /usr/sbin, which a non-root PATH lacks.
@@ -52,15 +52,45 @@ fn image_build_makes_a_debian_rootfs_containers_start_from() {
     );
     // debootstrap's leftovers are not shipped.
     assert!(!rootfs.join("debootstrap").exists());
+    // The build's scratch directory (<state>/build/<suite>-<pid>) is gone.
+    assert_eq!(
+        build_dirs(&c),
+        Vec::<String>::new(),
+        "left in <state>/build"
+    );
+}
+
+/// What is left under the state directory's `build/`, where `image build` works.
+fn build_dirs(c: &Cairn) -> Vec<String> {
+    match std::fs::read_dir(c.state().join("build")) {
+        Ok(dir) => dir
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => panic!("read <state>/build: {e}"),
+    }
 }
 
 #[test]
 fn image_build_refuses_what_it_cannot_build() {
     let c = Cairn::new();
+    // Something stored, so "nothing changed" compares a real state (importing unpacks
+    // owners and devices: root).
+    if require_root() {
+        let img = unified_image(c.dir.path(), "tiny.tar.gz", &[]);
+        c.ok(&["image", "import", img.to_str().unwrap(), "--alias", "tiny"]);
+        let images = c.json(&["image", "list"]);
+        assert_eq!(images.as_array().unwrap().len(), 1, "{images}");
+    }
     let before = c.stored();
     let err = c.fails(&["image", "build", "ubuntu/noble"]);
     assert!(err.contains("debian/<suite>"), "{err}");
     let err = c.fails(&["image", "build", "debian/Book worm"]);
     assert!(err.contains("not a Debian suite name"), "{err}");
     assert_eq!(c.stored(), before);
+    assert_eq!(
+        build_dirs(&c),
+        Vec::<String>::new(),
+        "left in <state>/build"
+    );
 }
