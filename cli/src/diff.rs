@@ -3,17 +3,15 @@
 //! (`cairn_backends::diff`); here are the container's names, locks and the safety
 //! snapshot (taken as [`crate::timetravel`] takes it for every restore).
 
-use std::collections::BTreeMap;
-
 use cairn_backends::diff::{self, DiffSide, TreeDiff, TreePath};
 use cairn_backends::SnapshotName;
+use serde::Serialize;
 
-use crate::containers::{get, open_locked, storage, Result};
+use crate::containers::{get, open_locked, storage, Error, Result};
 use crate::names::ContainerName;
 use crate::pools::Pool;
-use crate::snapshots::require;
-use crate::state::{LockKind, LockMode, SnapshotMeta, Store, ORIGIN_MANUAL};
-use crate::timetravel;
+use crate::state::{LockKind, LockMode, Store};
+use crate::timetravel::{self, RestoreReport, Target};
 
 /// The changes from snapshot `from` to `to` (another snapshot, or the live state).
 pub fn diff(
@@ -25,9 +23,17 @@ pub fn diff(
     let record = get(store, name)?;
     let pool = Pool::open(store, Some(&record.pool))?;
     let _lock = store.lock(LockKind::Container, name.as_str(), LockMode::Shared)?;
-    require(&pool, name, from)?;
-    if let Some(to) = to {
-        require(&pool, name, to)?;
+    let have = pool
+        .backend
+        .list_snapshots(&name.volume())
+        .map_err(storage(name, "list snapshots"))?;
+    for snap in std::iter::once(from).chain(to) {
+        if !have.iter().any(|s| &s.name == snap) {
+            return Err(Error::SnapshotNotFound {
+                container: name.to_string(),
+                snapshot: snap.to_string(),
+            });
+        }
     }
     let to = to.map_or(DiffSide::Live, DiffSide::Snapshot);
     let d = pool
@@ -46,27 +52,35 @@ pub fn parse_paths(name: &ContainerName, paths: &[String]) -> Result<Vec<TreePat
         .collect()
 }
 
-/// What `restore --path` did.
-#[derive(Debug, Clone)]
-pub struct PartialRestore {
-    pub safety_snapshot: SnapshotName,
-    pub stats: diff::RestoreStats,
+/// What `restore --path` did, or would do with `--dry-run`: a restore's report, the
+/// paths, and how many were put back and removed (null in a dry run).
+#[derive(Debug, Serialize)]
+pub struct PathsReport {
+    #[serde(flatten)]
+    pub restore: RestoreReport,
+    /// As inside the container.
+    pub paths: Vec<String>,
+    pub restored: Option<u64>,
+    pub removed: Option<u64>,
 }
 
-/// Restores only `paths` from `snap` into the container's live state, after taking a
-/// safety snapshot of the live state the way every restore does
-/// ([`timetravel::SAFETY_PREFIX`], [`timetravel::SAFETY_LABEL`]). Bad paths are refused
-/// before anything is taken or changed.
+/// Restores only `paths` from the snapshot `target` names into the container's live
+/// state, after taking a safety snapshot of the live state the way every restore does
+/// ([`timetravel::take_safety`]). The snapshot is chosen under the container's lock, from
+/// one listing, and bad paths are refused before anything is taken or changed. With
+/// `dry_run`, every check is made and nothing is taken or copied.
 pub fn restore_paths(
     store: &mut Store,
     name: &ContainerName,
-    snap: &SnapshotName,
+    target: &Target,
     paths: &[TreePath],
     now: &jiff::Zoned,
-) -> timetravel::Result<PartialRestore> {
+    dry_run: bool,
+) -> timetravel::Result<PathsReport> {
     let (_record, pool, _lock) = open_locked(store, name)?;
-    require(&pool, name, snap)?;
     let existing = timetravel::entries(store, &pool, name)?;
+    let (chosen, target_time) = timetravel::pick(name, &existing, target, now)?;
+    let snap = &chosen.name;
     let vol = name.volume();
     let snap_root = pool
         .backend
@@ -78,24 +92,21 @@ pub fn restore_paths(
             .mount_volume(&vol)
             .map_err(storage(name, "mount"))?;
         diff::check_restore_paths(&snap_root, &live, paths).map_err(storage(name, "restore"))?;
-        let safety = timetravel::dated_name(timetravel::SAFETY_PREFIX, now.timestamp(), |n| {
-            existing.iter().any(|e| e.name.as_str() == n)
-        });
-        let labels = BTreeMap::from([(
-            timetravel::SAFETY_LABEL.0.to_string(),
-            timetravel::SAFETY_LABEL.1.to_string(),
-        )]);
-        let meta = SnapshotMeta {
-            origin: ORIGIN_MANUAL.into(),
-            taken_at: Some(now.timestamp()),
-            ..SnapshotMeta::default()
+        let safety = timetravel::safety_name(now, &existing);
+        let stats = if dry_run {
+            None
+        } else {
+            timetravel::take_safety(store, &pool, name, &safety, now)?;
+            Some(
+                diff::restore_paths(&snap_root, &live, paths)
+                    .map_err(storage(name, "restore paths"))?,
+            )
         };
-        timetravel::take(store, &pool, name, &safety, &meta, &labels)?;
-        let stats = diff::restore_paths(&snap_root, &live, paths)
-            .map_err(storage(name, "restore paths"))?;
-        Ok(PartialRestore {
-            safety_snapshot: safety,
-            stats,
+        Ok(PathsReport {
+            restore: RestoreReport::new(name, &chosen, target_time, Some(&safety), dry_run),
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+            restored: stats.as_ref().map(|s| s.restored),
+            removed: stats.as_ref().map(|s| s.removed),
         })
     })();
     if let Err(e) = pool.backend.unmount_snapshot(&vol, snap) {

@@ -192,16 +192,6 @@ pub fn rename(
     Ok(())
 }
 
-/// Replaces the container's files with the snapshot's; every snapshot is kept.
-pub fn restore(store: &Store, name: &ContainerName, snap: &SnapshotName) -> Result<()> {
-    let (_record, pool, _lock) = open_locked(store, name)?;
-    require(&pool, name, snap)?;
-    pool.backend
-        .restore_snapshot(&name.volume(), snap)
-        .map_err(storage(name, "restore"))?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ use cairn_snapshots::TimeExpr;
 use jiff::{SignedDuration, Timestamp, Zoned};
 use serde::Serialize;
 
-use crate::containers::{self, get, open_locked, storage};
+use crate::containers::{self, open_locked, storage};
 use crate::names::ContainerName;
 use crate::pools::{self, Pool};
 use crate::state::{self, SnapshotMeta, Store, ORIGIN_MANUAL};
@@ -132,6 +132,13 @@ pub fn take(
     Ok(())
 }
 
+/// What a restore goes back to: a snapshot by name, or the one a time names.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Snapshot(SnapshotName),
+    Time(TimeExpr),
+}
+
 /// What a restore did, or would do with `--dry-run`.
 #[derive(Debug, Serialize)]
 pub struct RestoreReport {
@@ -145,84 +152,100 @@ pub struct RestoreReport {
     pub dry_run: bool,
 }
 
-/// Which snapshot restores the container to `to`: `(entry, the time named)`.
-pub fn resolve(
-    store: &Store,
-    name: &ContainerName,
-    to: &TimeExpr,
-    now: &Zoned,
-) -> Result<(Entry, Option<Timestamp>)> {
-    let record = get(store, name)?;
-    let pool = Pool::open(store, Some(&record.pool))?;
-    let list = entries(store, &pool, name)?;
-    pick(name, &list, to, now)
+impl RestoreReport {
+    pub(crate) fn new(
+        name: &ContainerName,
+        chosen: &Entry,
+        target_time: Option<Timestamp>,
+        safety: Option<&SnapshotName>,
+        dry_run: bool,
+    ) -> RestoreReport {
+        RestoreReport {
+            container: name.to_string(),
+            target_time,
+            snapshot: chosen.name.to_string(),
+            snapshot_created_at: chosen.created_at,
+            safety_snapshot: safety.map(|s| s.to_string()),
+            dry_run,
+        }
+    }
 }
 
-fn pick(
+/// The snapshot `target` names among the container's snapshots `list` (oldest first),
+/// and the time it named.
+pub fn pick(
     name: &ContainerName,
     list: &[Entry],
-    to: &TimeExpr,
+    target: &Target,
     now: &Zoned,
 ) -> Result<(Entry, Option<Timestamp>)> {
-    let created: Vec<Timestamp> = list.iter().map(|e| e.created_at).collect();
-    let i = to
-        .resolve(&created, |i| list[i].name.as_str(), now)
-        .map_err(time_err(name))?;
-    Ok((list[i].clone(), to.instant(now).map_err(time_err(name))?))
+    match target {
+        Target::Snapshot(snap) => {
+            let e = list.iter().find(|e| &e.name == snap).ok_or_else(|| {
+                containers::Error::SnapshotNotFound {
+                    container: name.to_string(),
+                    snapshot: snap.to_string(),
+                }
+            })?;
+            Ok((e.clone(), None))
+        }
+        Target::Time(to) => {
+            let created: Vec<Timestamp> = list.iter().map(|e| e.created_at).collect();
+            let i = to
+                .resolve(&created, |i| list[i].name.as_str(), now)
+                .map_err(time_err(name))?;
+            Ok((list[i].clone(), to.instant(now).map_err(time_err(name))?))
+        }
+    }
 }
 
-/// Restores the container to a snapshot: the one `to` names (`Err` snapshot name) or the
-/// one given. With `safety`, takes a safety snapshot of the live state first; with
-/// `dry_run`, changes nothing and reports what would happen. All under the container's
-/// lock, so the snapshot chosen is the one restored.
+/// The name of the safety snapshot a restore at `now` takes: free among `list`.
+pub fn safety_name(now: &Zoned, list: &[Entry]) -> SnapshotName {
+    dated_name(SAFETY_PREFIX, now.timestamp(), |n| {
+        list.iter().any(|e| e.name.as_str() == n)
+    })
+}
+
+/// Takes the safety snapshot `snap` of the live state: a manual snapshot labelled
+/// [`SAFETY_LABEL`], dated `now`. The caller holds the container's lock.
+pub fn take_safety(
+    store: &mut Store,
+    pool: &Pool,
+    name: &ContainerName,
+    snap: &SnapshotName,
+    now: &Zoned,
+) -> Result<()> {
+    let labels = BTreeMap::from([(SAFETY_LABEL.0.to_string(), SAFETY_LABEL.1.to_string())]);
+    let meta = SnapshotMeta {
+        origin: ORIGIN_MANUAL.into(),
+        taken_at: Some(now.timestamp()),
+        ..SnapshotMeta::default()
+    };
+    take(store, pool, name, snap, &meta, &labels)
+}
+
+/// Restores the container to the snapshot `target` names. With `safety`, takes a safety
+/// snapshot of the live state first; with `dry_run`, changes nothing and reports what
+/// would happen. All under the container's lock, so the snapshot chosen is the one
+/// restored.
 pub fn restore(
     store: &mut Store,
     name: &ContainerName,
-    target: Result<&TimeExpr, &SnapshotName>,
+    target: &Target,
     now: &Zoned,
     safety: bool,
     dry_run: bool,
 ) -> Result<RestoreReport> {
     let (_record, pool, _lock) = open_locked(store, name)?;
     let list = entries(store, &pool, name)?;
-    let (chosen, target_time) = match target {
-        Ok(expr) => pick(name, &list, expr, now)?,
-        Err(snap) => {
-            let e = list
-                .iter()
-                .find(|e| &e.name == snap)
-                .cloned()
-                .ok_or_else(|| containers::Error::SnapshotNotFound {
-                    container: name.to_string(),
-                    snapshot: snap.to_string(),
-                })?;
-            (e, None)
-        }
-    };
-    let safety_name = safety.then(|| {
-        dated_name(SAFETY_PREFIX, now.timestamp(), |n| {
-            list.iter().any(|e| e.name.as_str() == n)
-        })
-    });
-    let report = RestoreReport {
-        container: name.to_string(),
-        target_time,
-        snapshot: chosen.name.to_string(),
-        snapshot_created_at: chosen.created_at,
-        safety_snapshot: safety_name.as_ref().map(|s| s.to_string()),
-        dry_run,
-    };
+    let (chosen, target_time) = pick(name, &list, target, now)?;
+    let safety = safety.then(|| safety_name(now, &list));
+    let report = RestoreReport::new(name, &chosen, target_time, safety.as_ref(), dry_run);
     if dry_run {
         return Ok(report);
     }
-    if let Some(s) = &safety_name {
-        let labels = BTreeMap::from([(SAFETY_LABEL.0.to_string(), SAFETY_LABEL.1.to_string())]);
-        let meta = SnapshotMeta {
-            origin: ORIGIN_MANUAL.into(),
-            taken_at: Some(now.timestamp()),
-            ..SnapshotMeta::default()
-        };
-        take(store, &pool, name, s, &meta, &labels)?;
+    if let Some(s) = &safety {
+        take_safety(store, &pool, name, s, now)?;
     }
     pool.backend
         .restore_snapshot(&name.volume(), &chosen.name)

@@ -1,6 +1,6 @@
 //! `diff` and `restore --path`: parse, call, print.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use cairn_backends::SnapshotName;
 
 use super::Ctx;
@@ -8,6 +8,9 @@ use crate::cli::Format;
 use crate::diff;
 use crate::names::{self, ContainerName};
 use crate::output;
+use crate::timetravel::Target;
+
+use super::timetravel::restored_snapshot;
 
 fn snap(s: &str) -> Result<SnapshotName> {
     Ok(names::parse("snapshot", s)?)
@@ -47,23 +50,37 @@ pub fn diff(ctx: &Ctx, name: &str, from: &str, to: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// `restore NAME SNAP --path P...`: only those paths, after a safety snapshot.
+/// `restore NAME SNAP|--to TIME --path P... [--dry-run]`: only those paths, after a
+/// safety snapshot.
 pub fn restore_paths(
     ctx: &mut Ctx,
     name: &ContainerName,
-    s: &SnapshotName,
+    target: &Target,
     paths: &[String],
+    dry_run: bool,
+    no_safety_snapshot: bool,
 ) -> Result<()> {
+    if no_safety_snapshot {
+        bail!("container {name}: --no-safety-snapshot: not available with --path");
+    }
     let parsed = diff::parse_paths(name, paths)?;
     let now = crate::clock::now()?;
-    let r = diff::restore_paths(&mut ctx.store, name, s, &parsed, &now)?;
-    let list: Vec<String> = parsed.iter().map(|p| p.to_string()).collect();
-    println!(
-        "restored {} of container {name} from snapshot {s} ({} put back, {} removed; safety snapshot {})",
-        list.join(", "),
-        r.stats.restored,
-        r.stats.removed,
-        r.safety_snapshot
-    );
+    let r = diff::restore_paths(&mut ctx.store, name, target, &parsed, &now, dry_run)?;
+    match ctx.format {
+        Format::Json => output::json(&r),
+        Format::Table => {
+            let snap = restored_snapshot(&r.restore, target);
+            let safety = r.restore.safety_snapshot.as_deref().unwrap_or_default();
+            let paths = r.paths.join(", ");
+            match (r.restored, r.removed) {
+                (Some(restored), Some(removed)) => println!(
+                    "restored {paths} of container {name} from {snap} ({restored} put back, {removed} removed; safety snapshot {safety} of the state before)"
+                ),
+                _ => println!(
+                    "would restore {paths} of container {name} from {snap}, after taking safety snapshot {safety}; nothing changed (dry run)"
+                ),
+            }
+        }
+    }
     Ok(())
 }

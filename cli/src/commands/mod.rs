@@ -58,20 +58,17 @@ pub fn run(cli: Cli) -> Result<()> {
             let name: crate::names::ContainerName = name.parse()?;
             let target = timetravel::target(&name, snapshot.as_deref(), to.as_deref())?;
             if paths.is_empty() {
-                return timetravel::restore(&mut ctx, &name, &target, dry_run, no_safety_snapshot);
+                timetravel::restore(&mut ctx, &name, &target, dry_run, no_safety_snapshot)
+            } else {
+                diff::restore_paths(
+                    &mut ctx,
+                    &name,
+                    &target,
+                    &paths,
+                    dry_run,
+                    no_safety_snapshot,
+                )
             }
-            if no_safety_snapshot {
-                anyhow::bail!("container {name}: --no-safety-snapshot: not available with --path");
-            }
-            let snap = timetravel::resolve(&ctx, &name, &target)?;
-            if dry_run {
-                println!(
-                    "would restore {} of container {name} from snapshot {snap}, after a safety snapshot; nothing changed (dry run)",
-                    paths.join(", ")
-                );
-                return Ok(());
-            }
-            snapshots::restore(&mut ctx, name.as_str(), snap.as_str(), &paths)
         }
         Command::Diff { name, snap1, snap2 } => diff::diff(&ctx, &name, &snap1, snap2.as_deref()),
         Command::Check { repair } => containers::check(&ctx, repair),

@@ -1,4 +1,4 @@
-//! `snapshot create|list|show|delete|rename` and `restore`.
+//! `snapshot create|list|show|delete|rename|hold|release`.
 
 use std::collections::BTreeMap;
 
@@ -130,26 +130,5 @@ pub fn run(ctx: &mut Ctx, cmd: SnapshotCommand) -> Result<()> {
             super::timetravel::release(ctx, &name, &snapshot)?
         }
     }
-    Ok(())
-}
-
-pub fn restore(ctx: &mut Ctx, name: &str, snapshot: &str, paths: &[String]) -> Result<()> {
-    let name: ContainerName = name.parse()?;
-    // `NAME/SNAP` is accepted for the container's own snapshots only.
-    let snapshot = match snapshot.split_once('/') {
-        Some((owner, s)) if owner == name.as_str() => s,
-        Some((owner, _)) => {
-            return Err(anyhow!(
-                "container {name}: snapshot {snapshot}: belongs to container {owner}; restore takes the container's own snapshots (copy {snapshot} to a new container instead)"
-            ))
-        }
-        None => snapshot,
-    };
-    let s = snap(snapshot)?;
-    if !paths.is_empty() {
-        return super::diff::restore_paths(ctx, &name, &s, paths);
-    }
-    snapshots::restore(&ctx.store, &name, &s)?;
-    println!("restored container {name} from snapshot {s}");
     Ok(())
 }

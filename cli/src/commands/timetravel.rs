@@ -3,57 +3,34 @@
 
 use anyhow::{anyhow, Result};
 use cairn_backends::SnapshotName;
-use cairn_snapshots::TimeExpr;
 
 use super::Ctx;
 use crate::cli::Format;
 use crate::names::{self, ContainerName};
 use crate::output;
-use crate::timetravel::{self, RestoreReport};
+use crate::timetravel::{self, RestoreReport, Target};
 
-/// What to restore: a snapshot by name, or the one a time names.
-pub enum Target {
-    Snapshot(SnapshotName),
-    Time(TimeExpr),
-}
-
-/// Parses `SNAP` (or `NAME/SNAP` for the container's own) or `--to TIME`.
+/// Parses `SNAP` (or `NAME/SNAP` for the container's own) or `--to TIME`; clap asks for
+/// one of them and refuses both.
 pub fn target(name: &ContainerName, snapshot: Option<&str>, to: Option<&str>) -> Result<Target> {
-    match (snapshot, to) {
-        (Some(s), None) => {
-            // `NAME/SNAP` is accepted for the container's own snapshots only.
-            let s = match s.split_once('/') {
-                Some((owner, snap)) if owner == name.as_str() => snap,
-                Some((owner, _)) => {
-                    return Err(anyhow!(
-                        "container {name}: snapshot {s}: belongs to container {owner}; restore takes the container's own snapshots (copy {s} to a new container instead)"
-                    ))
-                }
-                None => s,
-            };
-            Ok(Target::Snapshot(names::parse("snapshot", s)?))
-        }
-        (None, Some(t)) => Ok(Target::Time(
-            t.parse().map_err(|e| anyhow!("container {name}: --to: {e}"))?,
-        )),
-        (Some(s), Some(t)) => Err(anyhow!(
-            "container {name}: give a snapshot ({s}) or --to {t}, not both"
-        )),
-        (None, None) => Err(anyhow!(
-            "container {name}: give a snapshot name or --to TIME (2h-ago, yesterday 18:00, @-1, ...)"
-        )),
+    if let Some(t) = to {
+        return Ok(Target::Time(
+            t.parse()
+                .map_err(|e| anyhow!("container {name}: --to: {e}"))?,
+        ));
     }
-}
-
-/// The snapshot a target names now (for callers that restore in their own way).
-pub fn resolve(ctx: &Ctx, name: &ContainerName, t: &Target) -> Result<SnapshotName> {
-    match t {
-        Target::Snapshot(s) => Ok(s.clone()),
-        Target::Time(e) => {
-            let now = crate::clock::now()?;
-            Ok(timetravel::resolve(&ctx.store, name, e, &now)?.0.name)
+    let s = snapshot.unwrap_or_default();
+    // `NAME/SNAP` is accepted for the container's own snapshots only.
+    let s = match s.split_once('/') {
+        Some((owner, snap)) if owner == name.as_str() => snap,
+        Some((owner, _)) => {
+            return Err(anyhow!(
+                "container {name}: snapshot {s}: belongs to container {owner}; restore takes the container's own snapshots (copy {s} to a new container instead)"
+            ))
         }
-    }
+        None => s,
+    };
+    Ok(Target::Snapshot(names::parse("snapshot", s)?))
 }
 
 pub fn restore(
@@ -64,11 +41,14 @@ pub fn restore(
     no_safety_snapshot: bool,
 ) -> Result<()> {
     let now = crate::clock::now()?;
-    let t = match target {
-        Target::Time(e) => Ok(e),
-        Target::Snapshot(s) => Err(s),
-    };
-    let r = timetravel::restore(&mut ctx.store, name, t, &now, !no_safety_snapshot, dry_run)?;
+    let r = timetravel::restore(
+        &mut ctx.store,
+        name,
+        target,
+        &now,
+        !no_safety_snapshot,
+        dry_run,
+    )?;
     match ctx.format {
         Format::Json => output::json(&r),
         Format::Table => println!("{}", describe(&r, target)),
@@ -76,7 +56,8 @@ pub fn restore(
     Ok(())
 }
 
-fn describe(r: &RestoreReport, target: &Target) -> String {
+/// `snapshot NAME (taken T[, the newest taken at or before EXPR (T')])`.
+pub fn restored_snapshot(r: &RestoreReport, target: &Target) -> String {
     let why = match (target, r.target_time) {
         (Target::Time(e), Some(t)) => {
             format!(", the newest taken at or before {e} ({})", output::time(t))
@@ -84,11 +65,15 @@ fn describe(r: &RestoreReport, target: &Target) -> String {
         (Target::Time(e), None) => format!(" ({e})"),
         (Target::Snapshot(_), _) => String::new(),
     };
-    let snap = format!(
+    format!(
         "snapshot {} (taken {}{why})",
         r.snapshot,
         output::time(r.snapshot_created_at)
-    );
+    )
+}
+
+fn describe(r: &RestoreReport, target: &Target) -> String {
+    let snap = restored_snapshot(r, target);
     let safety = r
         .safety_snapshot
         .as_ref()

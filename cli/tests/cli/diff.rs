@@ -8,11 +8,8 @@ use std::path::{Path, PathBuf};
 use cairn_backends::manifest::Manifest;
 use serde_json::Value;
 
-use crate::support::{require_image, require_root, Cairn, SHARED_IMAGE};
-
-fn rootfs(c: &Cairn, name: &str) -> PathBuf {
-    PathBuf::from(c.json(&["info", name])["rootfs"].as_str().unwrap())
-}
+use crate::helpers::{everything, ok_at, rootfs};
+use crate::support::{require_image, require_root, unified_image, Cairn, SHARED_IMAGE};
 
 /// The first `n` regular, singly linked, non-empty files under `usr/lib` and `etc` (not
 /// under `etc/apt`, which the test deletes and restores whole).
@@ -30,6 +27,17 @@ fn pick_files(root: &Path, n: usize) -> Vec<String> {
         .map(|(p, _)| format!("/{p}"))
         .take(n)
         .collect()
+}
+
+/// A container `web` from the shared Debian image with a snapshot `s0` of it; and where
+/// its files are.
+fn web_with_s0() -> (Cairn, PathBuf) {
+    let c = Cairn::new();
+    c.ok(&["image", "import", SHARED_IMAGE.as_str(), "--alias", "deb"]);
+    c.ok(&["create", "deb", "web"]);
+    c.ok(&["snapshot", "create", "web", "s0"]);
+    let root = rootfs(&c, "web");
+    (c, root)
 }
 
 fn diff_paths(v: &Value) -> BTreeSet<String> {
@@ -54,11 +62,7 @@ fn diff_lists_the_changed_files_and_restore_path_puts_back_only_those() {
     if !(require_root() && require_image()) {
         return;
     }
-    let c = Cairn::new();
-    c.ok(&["image", "import", SHARED_IMAGE.as_str(), "--alias", "deb"]);
-    c.ok(&["create", "deb", "web"]);
-    c.ok(&["snapshot", "create", "web", "s0"]);
-    let root = rootfs(&c, "web");
+    let (c, root) = web_with_s0();
     let m0 = Manifest::of(&root).unwrap();
 
     // Change 50 files in place (content and mtime; their directories do not change).
@@ -162,26 +166,10 @@ fn bad_diff_and_restore_input_is_refused_and_changes_nothing() {
     if !(require_root() && require_image()) {
         return;
     }
-    let c = Cairn::new();
-    c.ok(&["image", "import", SHARED_IMAGE.as_str(), "--alias", "deb"]);
-    c.ok(&["create", "deb", "web"]);
-    c.ok(&["snapshot", "create", "web", "s0"]);
-    let root = rootfs(&c, "web");
+    let (c, root) = web_with_s0();
     std::fs::write(root.join("etc/hostname"), b"changed\n").unwrap();
     let before = (c.stored(), Manifest::of(&root).unwrap());
-    for (args, want) in [
-        (
-            &["diff", "nope", "s0"][..],
-            "container nope: does not exist",
-        ),
-        (
-            &["diff", "web", "s9"],
-            "container web: snapshot s9: does not exist",
-        ),
-        (
-            &["diff", "web", "s0", "s9"],
-            "container web: snapshot s9: does not exist",
-        ),
+    let restores: &[(&[&str], &str)] = &[
         (
             &["restore", "nope", "s0", "--path", "/etc"],
             "container nope: does not exist",
@@ -189,6 +177,14 @@ fn bad_diff_and_restore_input_is_refused_and_changes_nothing() {
         (
             &["restore", "web", "s9", "--path", "/etc"],
             "container web: snapshot s9: does not exist",
+        ),
+        (
+            &["restore", "web", "--to", "@-2", "--path", "/etc"],
+            "container web: time \"@-2\": there is only 1 snapshot",
+        ),
+        (
+            &["restore", "web", "--to", "2x-ago", "--path", "/etc"],
+            "container web: --to: time \"2x-ago\": \"2x\": unknown unit 'x'",
         ),
         (
             &["restore", "web", "s0", "--path", "etc/hostname"],
@@ -208,6 +204,10 @@ fn bad_diff_and_restore_input_is_refused_and_changes_nothing() {
             "path /no/such: exists in neither",
         ),
         (
+            &["restore", "web", "--to", "@-1", "--path", "/no/such"],
+            "path /no/such: exists in neither",
+        ),
+        (
             &["restore", "web", "s0", "--path", "/etc/os-release/x"],
             "/etc/os-release is a symlink",
         ),
@@ -215,9 +215,40 @@ fn bad_diff_and_restore_input_is_refused_and_changes_nothing() {
             &["restore", "web", "s0", "--path", "/"],
             "path /: is the root",
         ),
-    ] {
+        (
+            &[
+                "restore",
+                "web",
+                "s0",
+                "--path",
+                "/etc/hostname",
+                "--no-safety-snapshot",
+            ],
+            "error: container web: --no-safety-snapshot: not available with --path",
+        ),
+    ];
+    let diffs: &[(&[&str], &str)] = &[
+        (&["diff", "nope", "s0"], "container nope: does not exist"),
+        (
+            &["diff", "web", "s9"],
+            "container web: snapshot s9: does not exist",
+        ),
+        (
+            &["diff", "web", "s0", "s9"],
+            "container web: snapshot s9: does not exist",
+        ),
+    ];
+    for (args, want) in diffs.iter().chain(restores) {
         let e = c.fails(args);
         assert!(e.contains(want), "{args:?}: {e}");
+    }
+    // A dry run makes the same checks, as text and as JSON.
+    for (args, want) in restores {
+        for extra in [&["--dry-run"][..], &["--dry-run", "--format", "json"]] {
+            let args = [*args, extra].concat();
+            let e = c.fails(&args);
+            assert!(e.contains(want), "{args:?}: {e}");
+        }
     }
     assert_eq!((c.stored(), Manifest::of(&root).unwrap()), before);
     assert_eq!(
@@ -227,4 +258,183 @@ fn bad_diff_and_restore_input_is_refused_and_changes_nothing() {
             .len(),
         1
     );
+}
+
+/// The files `restore --path` tests look at, as `(path, content or None if absent)`.
+fn files(root: &Path) -> Vec<(&'static str, Option<String>)> {
+    ["etc/motd", "etc/hostname", "srv/new"]
+        .into_iter()
+        .map(|p| (p, std::fs::read_to_string(root.join(p)).ok()))
+        .collect()
+}
+
+#[test]
+fn restore_path_dry_run_to_json_and_no_safety_snapshot() {
+    if !require_root() {
+        return;
+    }
+    let c = Cairn::new();
+    let img = unified_image(c.dir.path(), "tiny.tar.gz", &[]);
+    c.ok(&["image", "import", img.to_str().unwrap(), "--alias", "tiny"]);
+    c.ok(&["create", "tiny", "web"]);
+    let root = rootfs(&c, "web");
+    std::fs::create_dir_all(root.join("srv")).unwrap();
+    std::fs::write(root.join("etc/motd"), "one\n").unwrap();
+    ok_at(
+        &c,
+        "2030-01-01T10:00:00Z",
+        &["snapshot", "create", "web", "s0"],
+    );
+    std::fs::write(root.join("etc/motd"), "two\n").unwrap();
+    std::fs::write(root.join("etc/hostname"), "second\n").unwrap();
+    ok_at(
+        &c,
+        "2030-01-01T11:00:00Z",
+        &["snapshot", "create", "web", "s1"],
+    );
+    std::fs::write(root.join("etc/motd"), "live\n").unwrap();
+    std::fs::write(root.join("etc/hostname"), "live\n").unwrap();
+    std::fs::write(root.join("srv/new"), "new\n").unwrap();
+    let now = "2030-01-01T12:00:00Z";
+
+    // A dry run checks as a real restore does, says what it would do, changes nothing.
+    let before = (everything(&c, &["web"]), files(&root));
+    let out = ok_at(
+        &c,
+        now,
+        &["restore", "web", "s0", "--path", "/etc/motd", "--dry-run"],
+    );
+    assert_eq!(
+        out,
+        "would restore /etc/motd of container web from snapshot s0 (taken 2030-01-01T10:00:00Z), after taking safety snapshot pre-restore-20300101T120000Z; nothing changed (dry run)\n"
+    );
+    let r: Value = serde_json::from_str(&ok_at(
+        &c,
+        now,
+        &[
+            "restore",
+            "web",
+            "--to",
+            "10:30",
+            "--path",
+            "/etc/motd",
+            "--path",
+            "/srv/new",
+            "--dry-run",
+            "--format",
+            "json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        r,
+        serde_json::json!({
+            "container": "web",
+            "target_time": "2030-01-01T10:30:00Z",
+            "snapshot": "s0",
+            "snapshot_created_at": "2030-01-01T10:00:00Z",
+            "safety_snapshot": "pre-restore-20300101T120000Z",
+            "dry_run": true,
+            "paths": ["/etc/motd", "/srv/new"],
+            "restored": null,
+            "removed": null,
+        })
+    );
+    assert_eq!((everything(&c, &["web"]), files(&root)), before);
+
+    // --to picks under the lock the snapshot it restores: @-1 is s1. A path the
+    // snapshot lacks is removed. The JSON says what was done.
+    let r: Value = serde_json::from_str(&ok_at(
+        &c,
+        now,
+        &[
+            "restore",
+            "web",
+            "--to",
+            "@-1",
+            "--path",
+            "/etc/motd",
+            "--path",
+            "/srv/new",
+            "--format",
+            "json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        r,
+        serde_json::json!({
+            "container": "web",
+            "target_time": null,
+            "snapshot": "s1",
+            "snapshot_created_at": "2030-01-01T11:00:00Z",
+            "safety_snapshot": "pre-restore-20300101T120000Z",
+            "dry_run": false,
+            "paths": ["/etc/motd", "/srv/new"],
+            "restored": 1,
+            "removed": 1,
+        })
+    );
+    assert_eq!(
+        files(&root),
+        [
+            ("etc/motd", Some("two\n".into())),
+            ("etc/hostname", Some("live\n".into())),
+            ("srv/new", None),
+        ]
+    );
+    // Read on the same simulated clock: its time is the one cairn recorded.
+    let safety: Value = serde_json::from_str(&ok_at(
+        &c,
+        now,
+        &[
+            "snapshot",
+            "show",
+            "web",
+            "pre-restore-20300101T120000Z",
+            "--format",
+            "json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(safety["labels"]["cairn.safety"], "restore", "{safety}");
+    assert_eq!(safety["created_at"], now, "{safety}");
+
+    // A time between the two picks s0, and the text says why; the second safety
+    // snapshot of the same second gets a free name.
+    let out = ok_at(
+        &c,
+        now,
+        &["restore", "web", "--to", "10:30", "--path", "/etc/hostname"],
+    );
+    assert_eq!(
+        out,
+        "restored /etc/hostname of container web from snapshot s0 (taken 2030-01-01T10:00:00Z, the newest taken at or before today 10:30 (2030-01-01T10:30:00Z)) (1 put back, 0 removed; safety snapshot pre-restore-20300101T120000Z-1 of the state before)\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/hostname")).unwrap(),
+        "tiny\n"
+    );
+
+    // --no-safety-snapshot is refused with --path, dry run or not, and changes nothing.
+    let before = (everything(&c, &["web"]), files(&root));
+    for extra in [&[][..], &["--dry-run"]] {
+        let args = [
+            &[
+                "restore",
+                "web",
+                "s0",
+                "--path",
+                "/etc/motd",
+                "--no-safety-snapshot",
+            ][..],
+            extra,
+        ]
+        .concat();
+        assert_eq!(
+            c.fails(&args),
+            "error: container web: --no-safety-snapshot: not available with --path"
+        );
+    }
+    assert_eq!((everything(&c, &["web"]), files(&root)), before);
 }
