@@ -37,24 +37,22 @@ pub fn compare_paths(a: &Path, b: &Path, c: &Candidates) -> Result<TreeDiff> {
     let mut w = Walker::new(a, b);
     w.track_links = true;
     let (ra, rb) = (open_root(a)?, open_root(b)?);
-    let mut covered: Vec<PathBuf> = Vec::new();
+    // Candidates come in tree order, where everything under a path follows it directly:
+    // a candidate is under an earlier covered subtree only if under the last one.
+    let mut covered: Option<&Path> = None;
     for (path, subtree) in &c.paths {
         if let Some(p) = &w.linked_change {
-            tracing::debug!(
-                path = %p.display(),
-                "a changed file has other names the candidates may not give; walking both trees"
-            );
-            return walk(a, b);
+            return linked_fallback(a, b, p);
         }
-        if covered.iter().any(|d| path.starts_with(d)) {
+        if covered.is_some_and(|d| path.starts_with(d)) {
             continue;
         }
         let mut rel = path.clone();
         if path.as_os_str().is_empty() {
-            w.pair(At::Root(ra.as_raw_fd()), At::Root(rb.as_raw_fd()), &mut rel)?;
-            if *subtree {
-                w.dirs(ra.as_raw_fd(), rb.as_raw_fd(), &mut rel)?;
-                covered.push(path.clone());
+            let (fa, fb) = (ra.as_raw_fd(), rb.as_raw_fd());
+            if w.pair(At::Root(fa), At::Root(fb), &mut rel)? == Paired::BothDirs && *subtree {
+                w.dirs(fa, fb, &mut rel)?;
+                covered = Some(path);
             }
             continue;
         }
@@ -78,58 +76,65 @@ pub fn compare_paths(a: &Path, b: &Path, c: &Candidates) -> Result<TreeDiff> {
             None => None,
         };
         match (pa, sa, pb, sb) {
-            (Some(da), Some(_), Some(db), Some(_)) => {
-                let both_dirs = w.pair_with(
-                    At::Name(da.as_raw_fd(), &name),
-                    At::Name(db.as_raw_fd(), &name),
+            (Some(da), Some(sa), Some(db), Some(sb)) => {
+                let paired = w.pair_with(
+                    (At::Name(da.as_raw_fd(), &name), &sa),
+                    (At::Name(db.as_raw_fd(), &name), &sb),
                     &mut rel,
                     c.data_unchanged(path),
                 )?;
-                if *subtree && both_dirs {
-                    let fa =
-                        meta::open_at(da.as_raw_fd(), &name, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+                match paired {
+                    Paired::BothDirs if *subtree => {
+                        let flags = libc::O_RDONLY | libc::O_DIRECTORY;
+                        let fa = meta::open_at(da.as_raw_fd(), &name, flags, 0)
                             .map_err(|e| Error::io("open", a.join(path), e))?;
-                    let fb =
-                        meta::open_at(db.as_raw_fd(), &name, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+                        let fb = meta::open_at(db.as_raw_fd(), &name, flags, 0)
                             .map_err(|e| Error::io("open", b.join(path), e))?;
-                    w.dirs(fa.as_raw_fd(), fb.as_raw_fd(), &mut rel)?;
-                    covered.push(path.clone());
+                        w.dirs(fa.as_raw_fd(), fb.as_raw_fd(), &mut rel)?;
+                        covered = Some(path);
+                    }
+                    Paired::Expanded => covered = Some(path),
+                    _ => {}
                 }
             }
-            (Some(da), Some(_), _, _) => {
+            (Some(da), Some(sa), _, _) => {
+                let mut at = parent.to_path_buf();
                 w.one_side(
                     da.as_raw_fd(),
                     &name,
-                    None,
+                    Known::Stat(sa),
                     Status::Deleted,
-                    &mut parent.to_path_buf(),
+                    &mut at,
                 )?;
-                covered.push(path.clone());
+                covered = Some(path);
             }
-            (_, _, Some(db), Some(_)) => {
+            (_, _, Some(db), Some(sb)) => {
+                let mut at = parent.to_path_buf();
                 w.one_side(
                     db.as_raw_fd(),
                     &name,
-                    None,
+                    Known::Stat(sb),
                     Status::Added,
-                    &mut parent.to_path_buf(),
+                    &mut at,
                 )?;
-                covered.push(path.clone());
+                covered = Some(path);
             }
             _ => {}
         }
     }
     if let Some(p) = &w.linked_change {
-        tracing::debug!(
-            path = %p.display(),
-            "a changed file has other names the candidates may not give; walking both trees"
-        );
-        return walk(a, b);
+        return linked_fallback(a, b, p);
     }
-    let mut d = w.finish(Method::BtrfsSend);
-    d.changes.sort_by(|x, y| x.path.cmp(&y.path));
-    d.changes.dedup_by(|x, y| x.path == y.path);
-    Ok(d)
+    Ok(w.finish(Method::BtrfsSend))
+}
+
+/// [`compare_paths`] found a changed file with other names at `path`: the walk.
+fn linked_fallback(a: &Path, b: &Path, path: &Path) -> Result<TreeDiff> {
+    tracing::debug!(
+        path = %path.display(),
+        "a changed file has other names the candidates may not give; walking both trees"
+    );
+    walk(a, b)
 }
 
 fn open_root(p: &Path) -> Result<OwnedFd> {
@@ -208,6 +213,35 @@ fn list(dir: RawFd) -> io::Result<Vec<(CString, Option<EntryType>)>> {
     Ok(out)
 }
 
+/// What [`Walker::pair_with`] found of a path present on both sides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Paired {
+    /// Directories on both sides, of the same type: the caller may descend.
+    BothDirs,
+    /// The type changed and the directory side's subtree was recorded: nothing under the
+    /// path is left to compare.
+    Expanded,
+    /// Anything else.
+    Leaf,
+}
+
+/// What is known of a one-sided entry before it is recorded.
+#[derive(Clone, Copy)]
+enum Known {
+    /// Its `stat`.
+    Stat(libc::stat64),
+    /// Its type, from `getdents`.
+    Type(EntryType),
+    /// Nothing (`getdents` gave no type).
+    Nothing,
+}
+
+impl From<Option<EntryType>> for Known {
+    fn from(t: Option<EntryType>) -> Known {
+        t.map_or(Known::Nothing, Known::Type)
+    }
+}
+
 struct Walker<'a> {
     a: &'a Path,
     b: &'a Path,
@@ -233,7 +267,7 @@ impl<'a> Walker<'a> {
 
     /// Notes the change at `rel` of an entry whose `st_mode` is `mode` and link count
     /// `nlink` on one side, if it is a non-directory with other names.
-    fn note_links(&mut self, rel: &Path, mode: u32, nlink: u64) {
+    fn note_links(&mut self, rel: &Path, mode: u32, nlink: libc::nlink_t) {
         if self.track_links
             && self.linked_change.is_none()
             && EntryType::of_mode(mode) != EntryType::Dir
@@ -257,58 +291,67 @@ impl<'a> Walker<'a> {
     }
 
     /// Compares the path `rel`, present on both sides; records a change and, where the
-    /// type changed, the subtree of the side that is a directory. Returns whether both
-    /// are directories (so the caller may descend).
-    fn pair(&mut self, a: At<'_>, b: At<'_>, rel: &mut PathBuf) -> Result<bool> {
-        self.pair_with(a, b, rel, false)
-    }
-
-    fn pair_with(
-        &mut self,
-        a: At<'_>,
-        b: At<'_>,
-        rel: &mut PathBuf,
-        data_same: bool,
-    ) -> Result<bool> {
+    /// type changed, the subtree of the side that is a directory.
+    fn pair(&mut self, a: At<'_>, b: At<'_>, rel: &mut PathBuf) -> Result<Paired> {
         let sa = stat(a).map_err(|e| self.err("stat", false, rel, e))?;
         let sb = stat(b).map_err(|e| self.err("stat", true, rel, e))?;
+        self.pair_with((a, &sa), (b, &sb), rel, false)
+    }
+
+    /// [`Walker::pair`] with both sides' `stat` known; `data_same`: the caller knows the
+    /// content is unchanged.
+    fn pair_with(
+        &mut self,
+        (a, sa): (At<'_>, &libc::stat64),
+        (b, sb): (At<'_>, &libc::stat64),
+        rel: &mut PathBuf,
+        data_same: bool,
+    ) -> Result<Paired> {
         let changes = self
             .cmp
-            .changes(a, &sa, b, &sb, data_same)
+            .changes(a, sa, b, sb, data_same)
             .map_err(|(op, second, e)| self.err(op, second, rel, e))?;
         let (ta, tb) = (
             EntryType::of_mode(sa.st_mode),
             EntryType::of_mode(sb.st_mode),
         );
-        if !changes.is_empty() {
-            self.note_links(rel, sa.st_mode, sa.st_nlink as u64);
-            self.note_links(rel, sb.st_mode, sb.st_nlink as u64);
-            self.out.push(Change {
-                path: rel.clone(),
-                status: Status::Modified,
-                kind: tb,
-                old_type: (ta != tb).then_some(ta),
-                changes: changes.clone(),
+        if changes.is_empty() {
+            return Ok(if ta == EntryType::Dir && tb == EntryType::Dir {
+                Paired::BothDirs
+            } else {
+                Paired::Leaf
             });
         }
-        if changes.contains(&What::Type) {
-            for (at, t, status) in [(a, ta, Status::Deleted), (b, tb, Status::Added)] {
-                if t == EntryType::Dir {
-                    let fd = match at {
-                        At::Name(dir, name) => {
-                            meta::open_at(dir, name, libc::O_RDONLY | libc::O_DIRECTORY, 0)
-                        }
-                        At::Root(fd) => {
-                            meta::open_at(fd, c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)
-                        }
-                    }
-                    .map_err(|e| self.err("open", status == Status::Added, rel, e))?;
-                    self.subtree(fd.as_raw_fd(), status, rel)?;
-                }
-            }
-            return Ok(false);
+        self.note_links(rel, sa.st_mode, sa.st_nlink);
+        self.note_links(rel, sb.st_mode, sb.st_nlink);
+        let type_changed = changes.contains(&What::Type);
+        self.out.push(Change {
+            path: rel.clone(),
+            status: Status::Modified,
+            kind: tb,
+            old_type: (ta != tb).then_some(ta),
+            changes,
+        });
+        if !type_changed {
+            return Ok(if ta == EntryType::Dir && tb == EntryType::Dir {
+                Paired::BothDirs
+            } else {
+                Paired::Leaf
+            });
         }
-        Ok(ta == EntryType::Dir && tb == EntryType::Dir)
+        for (at, t, status) in [(a, ta, Status::Deleted), (b, tb, Status::Added)] {
+            if t == EntryType::Dir {
+                let fd = match at {
+                    At::Name(dir, name) => {
+                        meta::open_at(dir, name, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+                    }
+                    At::Root(fd) => meta::open_at(fd, c".", libc::O_RDONLY | libc::O_DIRECTORY, 0),
+                }
+                .map_err(|e| self.err("open", status == Status::Added, rel, e))?;
+                self.subtree(fd.as_raw_fd(), status, rel)?;
+            }
+        }
+        Ok(Paired::Expanded)
     }
 
     /// Merges the entries of two directories that stand at `rel` on each side.
@@ -325,12 +368,12 @@ impl<'a> Walker<'a> {
             match ord {
                 std::cmp::Ordering::Less => {
                     let (n, t) = &la[i];
-                    self.one_side(da, n, *t, Status::Deleted, rel)?;
+                    self.one_side(da, n, Known::from(*t), Status::Deleted, rel)?;
                     i += 1;
                 }
                 std::cmp::Ordering::Greater => {
                     let (n, t) = &lb[j];
-                    self.one_side(db, n, *t, Status::Added, rel)?;
+                    self.one_side(db, n, Known::from(*t), Status::Added, rel)?;
                     j += 1;
                 }
                 std::cmp::Ordering::Equal => {
@@ -354,7 +397,7 @@ impl<'a> Walker<'a> {
         n: &CStr,
         rel: &mut PathBuf,
     ) -> Result<()> {
-        if self.pair(At::Name(da, n), At::Name(db, n), rel)? {
+        if self.pair(At::Name(da, n), At::Name(db, n), rel)? == Paired::BothDirs {
             let flags = libc::O_RDONLY | libc::O_DIRECTORY;
             let fa = meta::open_at(da, n, flags, 0).map_err(|e| self.err("open", false, rel, e))?;
             let fb = meta::open_at(db, n, flags, 0).map_err(|e| self.err("open", true, rel, e))?;
@@ -369,20 +412,23 @@ impl<'a> Walker<'a> {
         &mut self,
         dir: RawFd,
         name: &CStr,
-        kind: Option<EntryType>,
+        known: Known,
         status: Status,
         rel: &mut PathBuf,
     ) -> Result<()> {
         rel.push(OsStr::from_bytes(name.to_bytes()));
         let r = (|| {
             let second = status == Status::Added;
-            let kind = match kind {
+            let kind = match known {
                 // Tracking links: a non-directory's link count is needed.
-                Some(k) if k == EntryType::Dir || !self.track_links => k,
+                Known::Type(k) if k == EntryType::Dir || !self.track_links => k,
                 _ => {
-                    let st =
-                        meta::stat_at(dir, name).map_err(|e| self.err("stat", second, rel, e))?;
-                    self.note_links(rel, st.st_mode, st.st_nlink as u64);
+                    let st = match known {
+                        Known::Stat(st) => st,
+                        _ => meta::stat_at(dir, name)
+                            .map_err(|e| self.err("stat", second, rel, e))?,
+                    };
+                    self.note_links(rel, st.st_mode, st.st_nlink);
                     EntryType::of_mode(st.st_mode)
                 }
             };
@@ -409,7 +455,7 @@ impl<'a> Walker<'a> {
         let entries =
             list(dir).map_err(|e| self.err("read directory", status == Status::Added, rel, e))?;
         for (n, t) in entries {
-            self.one_side(dir, &n, t, status, rel)?;
+            self.one_side(dir, &n, Known::from(t), status, rel)?;
         }
         Ok(())
     }
