@@ -242,6 +242,29 @@ impl StreamChild {
         }
     }
 
+    /// Copies the child's stdout (piped) to `out`, then waits for it: the bytes copied.
+    /// A read or write error kills the child and is returned as `op` on `what`.
+    pub fn copy_stdout_to(
+        mut self,
+        out: &mut dyn std::io::Write,
+        op: &'static str,
+        what: &str,
+    ) -> Result<u64> {
+        let mut stdout = self.child.stdout.take().expect("stdout was piped");
+        let copied = std::io::copy(&mut stdout, out);
+        drop(stdout);
+        match copied {
+            Ok(bytes) => {
+                self.wait()?;
+                Ok(bytes)
+            }
+            Err(e) => {
+                self.kill();
+                Err(Error::io(op, what, e))
+            }
+        }
+    }
+
     /// Kills the child (used when our side of the stream failed) and reaps it.
     pub fn kill(mut self) {
         let _ = self.child.kill();

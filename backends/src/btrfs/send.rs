@@ -210,20 +210,9 @@ pub(super) fn send_into(
         args.extend(["-p".into(), base.into()]);
     }
     args.push(snap.into());
-    let mut child = BTRFS.spawn_stream(&args, Stdio::null(), Stdio::piped())?;
-    let mut stdout = child.child.stdout.take().expect("stdout was piped");
-    let copied = std::io::copy(&mut stdout, out);
-    drop(stdout);
-    match copied {
-        Ok(bytes) => {
-            child.wait()?;
-            Ok(bytes)
-        }
-        Err(e) => {
-            child.kill();
-            Err(Error::io("send snapshot", snap, e))
-        }
-    }
+    BTRFS
+        .spawn_stream(&args, Stdio::null(), Stdio::piped())?
+        .copy_stdout_to(out, "send snapshot", &snap.display().to_string())
 }
 
 fn stream_invalid(dir: &Path, reason: String) -> Error {
