@@ -19,7 +19,6 @@
 use std::cell::RefCell;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cairn_backends::cmd::{Tool, LVM, ZFS};
@@ -27,25 +26,6 @@ use cairn_backends::testing;
 use cairn_backends::{
     open, Backend, Bytes, CloneSource, DriverKind, PoolSource, PoolSpec, SnapshotName, VolumeName,
 };
-
-/// The part of the test image the volume is filled from: ~1,200 entries, 14 MB (the vm
-/// conformance tiers' subset: under TCG the whole image costs minutes to unpack).
-const IMAGE_SUBSET: &[&str] = &[
-    "rootfs/bin",
-    "rootfs/sbin",
-    "rootfs/lib",
-    "rootfs/lib64",
-    "rootfs/dev",
-    "rootfs/etc",
-    "rootfs/root",
-    "rootfs/srv",
-    "rootfs/tmp",
-    "rootfs/usr/bin/passwd",
-    "rootfs/usr/bin/perl",
-    "rootfs/usr/bin/perl5.36.0",
-    "rootfs/usr/share/doc",
-    "rootfs/var/lib/dpkg",
-];
 
 const TARGET: f64 = 1.5;
 
@@ -247,32 +227,13 @@ fn bench_driver(driver: DriverKind, rounds: usize) -> Vec<Row> {
     }
 }
 
-/// Unpacks the image subset into `dir`, or writes 400 files of 32 KiB without an image;
+/// Unpacks the image subset the vm conformance tiers use (`testing::IMAGE_SUBSET`:
+/// under TCG the whole image costs minutes to unpack) into `dir`, or writes 400 files of 32 KiB without an image;
 /// says which.
 fn fill(dir: &Path) -> String {
-    let image = cairn_backends::testing::image_path();
+    let image = testing::image_path();
     if image.is_file() {
-        let out = Command::new("tar")
-            .args(["--zstd", "-xpf"])
-            .arg(&image)
-            .args([
-                "--numeric-owner",
-                "--xattrs",
-                "--xattrs-include=*",
-                "--acls",
-                "-C",
-            ])
-            .arg(dir)
-            .arg("--strip-components=1")
-            .args(IMAGE_SUBSET)
-            .output()
-            .expect("spawn tar");
-        assert!(
-            out.status.success(),
-            "tar of {}: {}",
-            image.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        testing::extract_image(dir, testing::IMAGE_SUBSET);
         return format!("a 14 MB subset of {}", image.display());
     }
     let d = dir.join("files");

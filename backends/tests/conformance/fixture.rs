@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cairn_backends::mounts;
+use cairn_backends::{mounts, testing};
 use cairn_backends::{open, Backend, Bytes, DriverKind, PoolName, PoolSource, PoolSpec};
 
 use crate::harness::{require, Req};
@@ -34,6 +34,21 @@ impl Tier {
             Tier::LoopBtrfs => DriverKind::Btrfs,
             Tier::VmLvm => DriverKind::LvmThin,
             Tier::VmZfs => DriverKind::Zfs,
+        }
+    }
+
+    /// A tier of the test VM (LVM, ZFS): its requirements are the vm tier's there.
+    pub fn is_vm(&self) -> bool {
+        matches!(self, Tier::VmLvm | Tier::VmZfs)
+    }
+
+    /// The members of the image the bodies unpack into volumes: under qemu TCG a full
+    /// image tree costs minutes per manifest, so vm tiers take `IMAGE_SUBSET`.
+    pub fn image(&self) -> &'static [&'static str] {
+        if self.is_vm() {
+            testing::IMAGE_SUBSET
+        } else {
+            testing::IMAGE_ROOTFS
         }
     }
 
@@ -67,15 +82,9 @@ impl Fixture {
     /// the test's requirements are missing.
     pub fn new(tier: Tier, test: &str, extra: &[Req]) -> Option<Fixture> {
         let reqs: Vec<Req> = tier.reqs().iter().chain(extra).copied().collect();
-        if !require(test, &reqs) {
+        if !require(test, &reqs, tier.is_vm()) {
             return None;
         }
-        // Under qemu TCG a full image tree costs minutes per manifest: vm tiers fill
-        // volumes from a subset of the image, except the test about the image itself.
-        crate::util::use_image_subset(
-            matches!(tier, Tier::VmLvm | Tier::VmZfs)
-                && !test.ends_with("::image_extracts_exactly"),
-        );
         if crate::harness::init_logging() {
             tracing::info!("start {test}");
         }
@@ -101,6 +110,11 @@ impl Fixture {
         };
         fx.pool = fx.new_pool("p1");
         Some(fx)
+    }
+
+    /// The members of the image this tier's bodies unpack ([`Tier::image`]).
+    pub fn image(&self) -> &'static [&'static str] {
+        self.tier.image()
     }
 
     /// The temp dir everything of this fixture lives in.

@@ -55,16 +55,13 @@ impl Req {
     }
 }
 
-pub use cairn_backends::testing::image_path;
-
 /// True if every requirement is met. Otherwise prints `SKIP <test>: <why>` and returns
 /// false, or panics if `CAIRN_REQUIRE` names a missing requirement. A test of the vm
-/// tier (`vm_*`) gates through `testing::require_vm_tier`: in the test VM (`CAIRN_VM=1`,
+/// tier (`vm_tier`: `Tier::is_vm`) gates through `testing::require_vm_tier`: in the test VM (`CAIRN_VM=1`,
 /// set by vm-tests, with `CAIRN_REQUIRE=vm`) every requirement is required; on the host
 /// `vm` in `CAIRN_REQUIRE` means "run vm-tests" (the cairn-vm-tests crate), not "this
 /// host has LVM and ZFS".
-pub fn require(test: &str, reqs: &[Req]) -> bool {
-    let vm_tier = test.starts_with("vm_");
+pub fn require(test: &str, reqs: &[Req], vm_tier: bool) -> bool {
     reqs.iter().all(|r| {
         if vm_tier {
             testing::require_vm_tier(test, r.name(), r.missing())

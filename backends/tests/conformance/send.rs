@@ -36,7 +36,7 @@ pub fn native_send_receive(tier: Tier, test: &str) {
         assert_eq!(volume_names(b), ["web"], "a refused receive made a volume");
         return;
     }
-    let m1 = image_volume(b, &v);
+    let m1 = image_volume(b, &v, fx.image());
     b.create_snapshot(&v, &s1).unwrap();
     let live = b.mount_volume(&v).unwrap();
     modify_small(&live, "sent");
@@ -142,8 +142,14 @@ fn receive_file(
     s: &cairn_backends::SnapshotName,
     path: &std::path::Path,
 ) -> cairn_backends::SnapshotInfo {
-    b.receive(v, s, &mut BufReader::new(File::open(path).unwrap()))
-        .unwrap_or_else(|e| panic!("receive {v}@{s} from {}: {e}", path.display()))
+    let info = b
+        .receive(v, s, &mut BufReader::new(File::open(path).unwrap()))
+        .unwrap_or_else(|e| panic!("receive {v}@{s} from {}: {e}", path.display()));
+    // What receive returns is what a listing says of the snapshot.
+    let listed = b.list_snapshots(v).unwrap();
+    let listed = listed.iter().find(|i| &i.name == s);
+    assert_eq!(Some(&info), listed, "receive's answer vs list_snapshots");
+    info
 }
 
 fn len(p: &std::path::Path) -> u64 {

@@ -11,8 +11,9 @@ use std::process::Command;
 use cairn_backends::manifest::Manifest;
 use cairn_backends::{Backend, Error, SnapshotName, VolumeName};
 
+pub use cairn_backends::testing::{extract_image, IMAGE_ROOTFS};
+
 use crate::fixture::sh;
-use crate::harness::image_path;
 
 pub fn vol(s: &str) -> VolumeName {
     s.parse().unwrap()
@@ -101,68 +102,16 @@ pub fn snapshot_names(b: &dyn Backend, v: &VolumeName) -> Vec<String> {
         .collect()
 }
 
-/// The part of the image vm tiers unpack (see [`use_image_subset`]): ~1,200 of its
-/// ~6,700 entries and 14 of its 117 MB, with every kind of entry the bodies rely on
-/// (device nodes, setuid `passwd`, perl's two hard links, `etc/`, the dpkg database,
-/// `usr/share/doc`, the merged-usr symlinks).
-const IMAGE_SUBSET: &[&str] = &[
-    "rootfs/bin",
-    "rootfs/sbin",
-    "rootfs/lib",
-    "rootfs/lib64",
-    "rootfs/dev",
-    "rootfs/etc",
-    "rootfs/root",
-    "rootfs/srv",
-    "rootfs/tmp",
-    "rootfs/usr/bin/passwd",
-    "rootfs/usr/bin/perl",
-    "rootfs/usr/bin/perl5.36.0",
-    "rootfs/usr/share/doc",
-    "rootfs/var/lib/dpkg",
-];
-
-thread_local! {
-    static SUBSET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Makes [`extract_image`] on this thread (a test body runs on one) unpack only
-/// [`IMAGE_SUBSET`]: under qemu TCG the whole image costs minutes per manifest.
-pub fn use_image_subset(on: bool) {
-    SUBSET.with(|s| s.set(on));
-}
-
-/// Unpacks the image's `rootfs/` (or its subset, see [`use_image_subset`]) into `dst`
-/// (owners, modes, devices, xattrs, ACLs).
-pub fn extract_image(dst: &Path) {
-    let members: &[&str] = if SUBSET.with(|s| s.get()) {
-        IMAGE_SUBSET
-    } else {
-        &["rootfs"]
-    };
-    sh(Command::new("tar")
-        .args(["--zstd", "-xpf"])
-        .arg(image_path())
-        .args([
-            "--numeric-owner",
-            "--xattrs",
-            "--xattrs-include=*",
-            "--acls",
-            "-C",
-        ])
-        .arg(dst)
-        .arg("--strip-components=1")
-        .args(members));
-}
-
-/// Creates `v` and fills it from the image; returns its manifest.
-pub fn image_volume(b: &dyn Backend, v: &VolumeName) -> Manifest {
+/// Creates `v` and fills it with `members` of the image (the fixture's
+/// [`Fixture::image`](crate::fixture::Fixture::image), or `IMAGE_ROOTFS` for all of it);
+/// returns its manifest.
+pub fn image_volume(b: &dyn Backend, v: &VolumeName, members: &[&str]) -> Manifest {
     let a = b
         .create_volume(v)
         .unwrap_or_else(|e| panic!("create_volume {v}: {e}"));
     assert!(a.is_created(), "create_volume {v}: {a:?}");
     let p = b.mount_volume(v).unwrap();
-    extract_image(&p);
+    extract_image(&p, members);
     manifest(&p)
 }
 
