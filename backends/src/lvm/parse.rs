@@ -7,11 +7,11 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 
 /// The `-o` fields asked of `lvs`; [`parse_lvs`] reads exactly these.
-pub const LVS_FIELDS: &str = "lv_name,vg_name,lv_attr,lv_size,segtype,pool_lv,origin,data_percent,metadata_percent,thin_id,lv_active,lv_time,lv_uuid,lv_tags";
-/// The `-o` fields asked of `vgs`.
-pub const VGS_FIELDS: &str = "vg_name,vg_size,vg_free,vg_uuid,vg_tags";
-/// The `-o` fields asked of `pvs`.
-pub const PVS_FIELDS: &str = "pv_name,vg_name,pv_size,pv_tags";
+pub const LVS_FIELDS: &str = "lv_name,vg_name,lv_attr,lv_size,segtype,data_percent,metadata_percent,thin_id,lv_active,lv_uuid,lv_tags";
+/// The `-o` fields asked of `vgs`; [`parse_vgs`] reads exactly these.
+pub const VGS_FIELDS: &str = "vg_name,vg_tags";
+/// The `-o` fields asked of `pvs`; [`parse_pvs`] reads exactly these.
+pub const PVS_FIELDS: &str = "pv_name,vg_name";
 
 /// One logical volume as `lvs` reports it.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,9 +22,6 @@ pub struct Lv {
     pub attr: String,
     pub size: u64,
     pub segtype: String,
-    /// The thin pool of a thin LV (empty otherwise).
-    pub pool_lv: String,
-    pub origin: String,
     pub data_percent: Option<f64>,
     pub metadata_percent: Option<f64>,
     pub thin_id: Option<u32>,
@@ -57,8 +54,6 @@ impl Lv {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Vg {
     pub name: String,
-    pub size: u64,
-    pub free: u64,
     pub tags: Vec<String>,
 }
 
@@ -68,8 +63,6 @@ pub struct Pv {
     pub name: String,
     /// Empty for a PV in no VG.
     pub vg: String,
-    pub size: u64,
-    pub tags: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -102,8 +95,6 @@ struct RawLv {
     lv_attr: String,
     lv_size: String,
     segtype: String,
-    pool_lv: String,
-    origin: String,
     data_percent: String,
     metadata_percent: String,
     thin_id: String,
@@ -115,8 +106,6 @@ struct RawLv {
 #[derive(Deserialize)]
 struct RawVg {
     vg_name: String,
-    vg_size: String,
-    vg_free: String,
     vg_tags: String,
 }
 
@@ -124,8 +113,6 @@ struct RawVg {
 struct RawPv {
     pv_name: String,
     vg_name: String,
-    pv_size: String,
-    pv_tags: String,
 }
 
 fn bad(what: &str, reason: impl std::fmt::Display) -> Error {
@@ -193,8 +180,6 @@ pub fn parse_lvs(json: &str) -> Result<Vec<Lv>> {
                 vg: r.vg_name,
                 attr: r.lv_attr,
                 segtype: r.segtype,
-                pool_lv: r.pool_lv,
-                origin: r.origin,
             });
         }
     }
@@ -208,8 +193,6 @@ pub fn parse_vgs(json: &str) -> Result<Vec<Vg>> {
     for section in report::<VgSection>(WHAT, json)? {
         for r in section.vg {
             out.push(Vg {
-                size: number(WHAT, "vg_size", &r.vg_size)?,
-                free: number(WHAT, "vg_free", &r.vg_free)?,
                 tags: tags(&r.vg_tags),
                 name: r.vg_name,
             });
@@ -225,8 +208,6 @@ pub fn parse_pvs(json: &str) -> Result<Vec<Pv>> {
     for section in report::<PvSection>(WHAT, json)? {
         for r in section.pv {
             out.push(Pv {
-                size: number(WHAT, "pv_size", &r.pv_size)?,
-                tags: tags(&r.pv_tags),
                 name: r.pv_name,
                 vg: r.vg_name,
             });
@@ -395,8 +376,9 @@ mod tests {
         assert_eq!(pool.data_percent, Some(4.16));
         assert_eq!(pool.metadata_percent, Some(12.40));
         let snap = lvs.iter().find(|l| l.name == "snap2").unwrap();
-        assert_eq!(snap.origin, "vol");
-        assert_eq!(snap.pool_lv, "pool");
+        assert_eq!(snap.segtype, "thin");
+        assert_eq!(snap.size, 1 << 30);
+        assert_eq!(snap.uuid, "aDAcHg-rwR7-Vw0n-8kFW-YzpU-04yx-Cjl9Gc");
         assert_eq!(snap.thin_id, Some(3));
         assert!(!snap.active);
         assert!(!snap.read_only());
@@ -409,9 +391,8 @@ mod tests {
     #[test]
     fn parses_tags_and_attrs() {
         let json = r#"{"report":[{"lv":[{"lv_name":"x","vg_name":"g","lv_attr":"Vri---tz-k",
-            "lv_size":"1","segtype":"thin","pool_lv":"p","origin":"","data_percent":"",
-            "metadata_percent":"","thin_id":"","lv_active":"","lv_time":"","lv_uuid":"",
-            "lv_tags":"cairn,cairn-v=web,cairn-t=12"}]}]}"#;
+            "lv_size":"1","segtype":"thin","data_percent":"","metadata_percent":"",
+            "thin_id":"","lv_active":"","lv_uuid":"","lv_tags":"cairn,cairn-v=web,cairn-t=12"}]}]}"#;
         let lv = &parse_lvs(json).unwrap()[0];
         assert!(lv.read_only());
         assert!(lv.has_tag("cairn"));
@@ -427,20 +408,26 @@ mod tests {
             vgs,
             vec![Vg {
                 name: "cairnvg".into(),
-                size: 4290772992,
-                free: 2134900736,
                 tags: vec![],
             }]
         );
+        let vgs =
+            parse_vgs(r#"{"report":[{"vg":[{"vg_name":"a","vg_tags":"cairn,cairn-pool=p"}]}]}"#)
+                .unwrap();
+        assert_eq!(vgs[0].tags, ["cairn", "cairn-pool=p"]);
         let pvs = parse_pvs(
-            r#"{"report":[{"pv":[{"pv_name":"/dev/loop0","vg_name":"v","pv_size":"100","pv_tags":"cairn"}]}]}"#,
+            r#"{"report":[{"pv":[{"pv_name":"/dev/loop0","vg_name":"v"},{"pv_name":"/dev/vdb","vg_name":""}]}]}"#,
         )
         .unwrap();
         assert_eq!(pvs[0].name, "/dev/loop0");
-        assert_eq!(pvs[0].tags, ["cairn"]);
+        assert_eq!(pvs[0].vg, "v");
+        assert_eq!(pvs[1].vg, "", "a PV in no VG");
         assert!(parse_vgs("").unwrap().is_empty());
         assert!(parse_lvs("{not json").is_err());
-        assert!(parse_vgs(r#"{"report":[{"vg":[{"vg_name":"a","vg_size":"x","vg_free":"1","vg_uuid":"","vg_tags":""}]}]}"#).is_err());
+        assert!(
+            parse_vgs(r#"{"report":[{"vg":[{"vg_tags":""}]}]}"#).is_err(),
+            "no vg_name"
+        );
     }
 
     #[test]

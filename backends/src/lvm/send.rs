@@ -467,12 +467,12 @@ mod tests {
     fn identity_is_the_received_tag_else_the_uuid() {
         let json = r#"{"report":[{"lv":[
             {"lv_name":"s-web-s1","vg_name":"g","lv_attr":"Vri---tz-k","lv_size":"1",
-             "segtype":"thin","pool_lv":"p","origin":"","data_percent":"","metadata_percent":"",
-             "thin_id":"4","lv_active":"","lv_time":"","lv_uuid":"aDAcHg-rwR7-Vw0n",
+             "segtype":"thin","data_percent":"","metadata_percent":"",
+             "thin_id":"4","lv_active":"","lv_uuid":"aDAcHg-rwR7-Vw0n",
              "lv_tags":"cairn,cairn-s=s1"},
             {"lv_name":"s-web-s2","vg_name":"g","lv_attr":"Vri---tz-k","lv_size":"1",
-             "segtype":"thin","pool_lv":"p","origin":"","data_percent":"","metadata_percent":"",
-             "thin_id":"5","lv_active":"","lv_time":"","lv_uuid":"JayCke-bLuL-VHHg",
+             "segtype":"thin","data_percent":"","metadata_percent":"",
+             "thin_id":"5","lv_active":"","lv_uuid":"JayCke-bLuL-VHHg",
              "lv_tags":"cairn,cairn-s=s2,cairn-id=3cXGsc_2dPiTt"}]}]}"#;
         let lvs = parse::parse_lvs(json).unwrap();
         assert_eq!(snapshot_id(&lvs[0]), "aDAcHg-rwR7-Vw0n");

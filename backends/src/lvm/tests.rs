@@ -35,8 +35,6 @@ fn lv(b: &LvmBackend, name: &str, attr: &str, tags: &[String]) -> Lv {
         attr: attr.to_string(),
         size: 1 << 30,
         segtype: "thin".into(),
-        pool_lv: b.thin_pool.clone(),
-        origin: String::new(),
         data_percent: None,
         metadata_percent: None,
         thin_id: None,
@@ -57,7 +55,6 @@ fn tags(b: &LvmBackend, v: &str, s: Option<&str>, ns: i128, incomplete: bool) ->
 fn thin_pool(b: &LvmBackend, data: f64, meta: f64) -> Lv {
     Lv {
         segtype: "thin-pool".into(),
-        pool_lv: String::new(),
         attr: "twi-aotz--".into(),
         data_percent: Some(data),
         metadata_percent: Some(meta),
