@@ -31,8 +31,13 @@ zfs list -H -p -t filesystem -o name,cairn:volume,cairn:volume_created_at,creati
   fixture zfs-list-volumes.txt
 zfs list -H -p -t snapshot -o name,guid,createtxg,creation,cairn:created_at,cairn:name,defer_destroy,userrefs,clones \
   -r cairn-cap/cairn/volumes/web | fixture zfs-list-snapshots.txt
-zfs list -H -p -o name,used,available,referenced cairn-cap/cairn cairn-cap/cairn/volumes/web/live |
-  fixture zfs-list-usage.txt
+# The one listing the driver makes per operation (parse::LIST_COLS): a container, its
+# filesystems and snapshots together.
+zfs list -H -p -t filesystem,snapshot \
+  -o name,guid,createtxg,creation,cairn:created_at,cairn:name,defer_destroy,userrefs,clones,cairn:volume,cairn:volume_created_at,cairn:managed \
+  -r cairn-cap/cairn/volumes/web | fixture zfs-list-container.txt
+zfs list -H -p -o name,used,available,referenced,cairn:managed cairn-cap/cairn cairn-cap/cairn/volumes/web/live |
+  fixture zfs-list-space.txt
 zfs get -H -p -o name,property,value,source cairn:managed cairn-cap cairn-cap/cairn cairn-cap/cairn/volumes |
   fixture zfs-get-managed.txt
 

@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-use super::parse::{self, FsRow, SnapRow};
+use super::parse::{self, FsRow, Listing, SnapRow, SpaceRow};
 use crate::cmd::{CommandFailure, ZFS, ZPOOL};
 use crate::error::{Error, Kind, Result};
 
@@ -65,11 +65,28 @@ pub fn zpool<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Result<String> {
     ZPOOL.run(args)
 }
 
-/// Whether a dataset (or snapshot) exists.
-pub fn exists(name: &str) -> Result<bool> {
-    match zfs(&["list", "-H", "-o", "name", name]) {
-        Ok(_) => Ok(true),
-        Err(e) if says(&e, "does not exist") => Ok(false),
+/// One `zfs list` of `ds`, its filesystems and snapshots ([`parse::LIST_COLS`]): `ds`
+/// alone with `depth` 0, down `depth` levels (a dataset's snapshots are one level below
+/// it), or everything below it with `None`. `None` if `ds` does not exist.
+pub fn list(ds: &str, depth: Option<u32>) -> Result<Option<Listing>> {
+    let depth = depth.map(|d| d.to_string());
+    let mut args = vec![
+        "list",
+        "-H",
+        "-p",
+        "-t",
+        "filesystem,snapshot",
+        "-o",
+        parse::LIST_COLS,
+    ];
+    match &depth {
+        Some(d) => args.extend(["-d", d]),
+        None => args.push("-r"),
+    }
+    args.push(ds);
+    match zfs(&args) {
+        Ok(text) => parse::parse_listing(&text).map(Some),
+        Err(e) if says(&e, "does not exist") => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -155,37 +172,59 @@ pub fn rename(from: &str, to: &str) -> Result<()> {
     Ok(())
 }
 
+/// What [`destroy_snapshot`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destroyed {
+    /// Gone (or was not there).
+    Now,
+    /// Kept by clones or holds: hidden under this `:t` component, marked for deferred
+    /// destruction.
+    Deferred(String),
+}
+
 /// Destroys a snapshot now, or, if clones or holds keep it, hides it under a `:t` name
 /// and marks it for deferred destruction (ZFS destroys it when the last one goes).
-pub fn destroy_snapshot(full: &str) -> Result<()> {
+pub fn destroy_snapshot(full: &str) -> Result<Destroyed> {
     match zfs(&["destroy", full]) {
-        Ok(_) => Ok(()),
-        Err(e) if says(&e, "does not exist") => Ok(()),
+        Ok(_) => Ok(Destroyed::Now),
+        Err(e) if says(&e, "does not exist") => Ok(Destroyed::Now),
         Err(e) if says(&e, "dependent clones") || says(&e, "dataset is busy") => {
             let (ds, _) = full.split_once('@').unwrap_or((full, ""));
-            let hidden = format!(
-                "{ds}@{}del.{}",
-                super::naming::HIDDEN,
-                super::naming::fresh_id()
-            );
+            let component = format!("{}del.{}", super::naming::HIDDEN, super::naming::fresh_id());
+            let hidden = format!("{ds}@{component}");
             rename(full, &hidden)?;
-            zfs(&["destroy", "-d", &hidden])?;
-            Ok(())
+            destroy_deferred(&hidden)?;
+            Ok(Destroyed::Deferred(component))
         }
         Err(e) => Err(e),
     }
 }
 
-/// Total bytes of space of one dataset: (used, available, referenced).
-pub fn space(ds: &str) -> Result<(u64, u64, u64)> {
-    parse::parse_space(&zfs(&[
+/// `zfs destroy -d`: destroys a snapshot now if nothing keeps it, else marks it for
+/// destruction when its last clone or hold goes. For snapshots already hidden (`:t`).
+pub fn destroy_deferred(full: &str) -> Result<()> {
+    match zfs(&["destroy", "-d", full]) {
+        Err(e) if !says(&e, "does not exist") => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Bytes used, available and referenced by each of `datasets`, with the `cairn:managed`
+/// each sees, in one `zfs list`. `None` if one of them does not exist.
+pub fn space(datasets: &[&str]) -> Result<Option<Vec<SpaceRow>>> {
+    let mut args = vec![
         "list",
         "-H",
         "-p",
         "-o",
-        "used,available,referenced",
-        ds,
-    ])?)
+        "name,used,available,referenced,cairn:managed",
+    ];
+    args.extend(datasets);
+    match zfs(&args) {
+        Ok(text) => parse::parse_space_rows(&text).map(Some),
+        Err(e) if says(&e, "does not exist") => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Waits for the pool's pending writes to reach disk, so space figures are current.

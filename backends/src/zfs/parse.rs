@@ -70,30 +70,33 @@ pub const SNAP_COLS: &str =
 pub fn parse_snapshots(text: &str) -> Result<Vec<SnapRow>> {
     const WHAT: &str = "zfs list -t snapshot output";
     rows(text, 9, WHAT)?
-        .into_iter()
-        .map(|f| {
-            let (dataset, component) = f[0]
-                .split_once('@')
-                .ok_or_else(|| bad(WHAT, format!("{:?} is not a snapshot name", f[0])))?;
-            let num = |i: usize| -> Result<u64> {
-                number(&f[i], WHAT)?.ok_or_else(|| bad(WHAT, format!("no value in {f:?}")))
-            };
-            Ok(SnapRow {
-                dataset: dataset.to_string(),
-                component: component.to_string(),
-                guid: num(1)?,
-                createtxg: num(2)?,
-                creation: num(3)?,
-                created_at_ns: user_prop(&f[4]).and_then(|v| v.parse().ok()),
-                cairn_name: user_prop(&f[5]).map(str::to_string),
-                defer_destroy: f[6] == "on",
-                userrefs: number(&f[7], WHAT)?.unwrap_or(0),
-                clones: user_prop(&f[8])
-                    .map(|c| c.split(',').map(str::to_string).collect())
-                    .unwrap_or_default(),
-            })
-        })
+        .iter()
+        .map(|f| snap_row(f, WHAT))
         .collect()
+}
+
+/// A snapshot from its first 9 fields, [`SNAP_COLS`].
+fn snap_row(f: &[String], what: &str) -> Result<SnapRow> {
+    let (dataset, component) = f[0]
+        .split_once('@')
+        .ok_or_else(|| bad(what, format!("{:?} is not a snapshot name", f[0])))?;
+    let num = |i: usize| -> Result<u64> {
+        number(&f[i], what)?.ok_or_else(|| bad(what, format!("no value in {f:?}")))
+    };
+    Ok(SnapRow {
+        dataset: dataset.to_string(),
+        component: component.to_string(),
+        guid: num(1)?,
+        createtxg: num(2)?,
+        creation: num(3)?,
+        created_at_ns: user_prop(&f[4]).and_then(|v| v.parse().ok()),
+        cairn_name: user_prop(&f[5]).map(str::to_string),
+        defer_destroy: f[6] == "on",
+        userrefs: number(&f[7], what)?.unwrap_or(0),
+        clones: user_prop(&f[8])
+            .map(|c| c.split(',').map(str::to_string).collect())
+            .unwrap_or_default(),
+    })
 }
 
 /// One filesystem, from `zfs list -t filesystem -o` [`FS_COLS`].
@@ -104,6 +107,9 @@ pub struct FsRow {
     pub created_at_ns: Option<u128>,
     /// Seconds.
     pub creation: u64,
+    /// `cairn:managed` as this dataset sees it (set on the root, inherited below it);
+    /// only [`parse_listing`] reads it.
+    pub managed: Option<String>,
 }
 
 pub const FS_COLS: &str = "name,cairn:volume,cairn:volume_created_at,creation";
@@ -118,20 +124,73 @@ pub fn parse_filesystems(text: &str) -> Result<Vec<FsRow>> {
                 cairn_name: user_prop(&f[1]).map(str::to_string),
                 created_at_ns: user_prop(&f[2]).and_then(|v| v.parse().ok()),
                 creation: number(&f[3], WHAT)?.unwrap_or(0),
+                managed: None,
             })
         })
         .collect()
 }
 
-/// `zfs list -o used,available,referenced <ds>`: the three numbers of one dataset.
-pub fn parse_space(text: &str) -> Result<(u64, u64, u64)> {
-    const WHAT: &str = "zfs list -o used,available,referenced output";
-    let r = rows(text, 3, WHAT)?;
-    let [f] = r.as_slice() else {
-        return Err(bad(WHAT, format!("expected one line, got {}", r.len())));
-    };
-    let n = |i: usize| number(&f[i], WHAT).map(Option::unwrap_or_default);
-    Ok((n(0)?, n(1)?, n(2)?))
+/// The one listing most operations make: `zfs list -t filesystem,snapshot -o`
+/// [`LIST_COLS`]: [`SNAP_COLS`], then the filesystem's `cairn:volume` and
+/// `cairn:volume_created_at`, then `cairn:managed`. A filesystem row has `-` where a
+/// field is a snapshot's only (and the other way round).
+pub const LIST_COLS: &str = "name,guid,createtxg,creation,cairn:created_at,cairn:name,\
+                             defer_destroy,userrefs,clones,cairn:volume,\
+                             cairn:volume_created_at,cairn:managed";
+
+/// The filesystems and snapshots of one listing, in its order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub filesystems: Vec<FsRow>,
+    pub snapshots: Vec<SnapRow>,
+}
+
+pub fn parse_listing(text: &str) -> Result<Listing> {
+    const WHAT: &str = "zfs list -t filesystem,snapshot output";
+    let mut out = Listing::default();
+    for f in rows(text, 12, WHAT)? {
+        if f[0].contains('@') {
+            out.snapshots.push(snap_row(&f, WHAT)?);
+        } else {
+            out.filesystems.push(FsRow {
+                name: f[0].clone(),
+                cairn_name: user_prop(&f[9]).map(str::to_string),
+                created_at_ns: user_prop(&f[10]).and_then(|v| v.parse().ok()),
+                creation: number(&f[3], WHAT)?.unwrap_or(0),
+                managed: user_prop(&f[11]).map(str::to_string),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `zfs list -o name,used,available,referenced,cairn:managed <ds>...`: per dataset, its
+/// three numbers and the marker it sees.
+pub fn parse_space_rows(text: &str) -> Result<Vec<SpaceRow>> {
+    const WHAT: &str = "zfs list -o name,used,available,referenced,cairn:managed output";
+    rows(text, 5, WHAT)?
+        .into_iter()
+        .map(|f| {
+            let n = |i: usize| number(&f[i], WHAT).map(Option::unwrap_or_default);
+            Ok(SpaceRow {
+                used: n(1)?,
+                available: n(2)?,
+                referenced: n(3)?,
+                managed: user_prop(&f[4]).map(str::to_string),
+                name: f[0].clone(),
+            })
+        })
+        .collect()
+}
+
+/// One row of [`parse_space_rows`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpaceRow {
+    pub name: String,
+    pub used: u64,
+    pub available: u64,
+    pub referenced: u64,
+    pub managed: Option<String>,
 }
 
 /// `zfs get -H -p -o value,source <prop> <ds>`: the value and whether it is set locally
@@ -150,6 +209,9 @@ pub fn parse_get_local(text: &str) -> Result<(Option<String>, bool)> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamHeader {
     pub to_guid: u64,
+    /// The sent snapshot's creation time, seconds: `zfs receive` gives it to the
+    /// snapshot it makes (its `creation`).
+    pub creation_time: u64,
     /// The base snapshot's GUID of an incremental stream.
     pub from_guid: Option<u64>,
 }
@@ -157,8 +219,8 @@ pub struct StreamHeader {
 const DMU_BACKUP_MAGIC: u64 = 0x2F5BACBAC;
 
 /// Parses the `dmu_replay_record` at the start of a stream: `drr_type` (0 = BEGIN),
-/// payload length, then `drr_begin`: magic, versioninfo, creation time, objset type and
-/// flags, `drr_toguid` at byte 40 and `drr_fromguid` at byte 48. Either byte order (the
+/// payload length, then `drr_begin`: magic, versioninfo, `drr_creation_time` at byte 24,
+/// objset type and flags, `drr_toguid` at byte 40 and `drr_fromguid` at byte 48. Either byte order (the
 /// magic tells). `None` until 56 bytes are there.
 pub fn parse_stream_header(head: &[u8]) -> Option<std::result::Result<StreamHeader, String>> {
     if head.len() < 56 {
@@ -184,6 +246,7 @@ pub fn parse_stream_header(head: &[u8]) -> Option<std::result::Result<StreamHead
     let from = word(48, swap);
     Some(Ok(StreamHeader {
         to_guid: word(40, swap),
+        creation_time: word(24, swap),
         from_guid: (from != 0).then_some(from),
     }))
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::cli::{self, says};
 use super::naming::{self, HIDDEN};
-use super::parse::SnapRow;
+use super::parse::{Listing, SnapRow, SpaceRow};
 use super::{ZfsBackend, MANAGED};
 use crate::backend::PoolSource;
 use crate::cmd::BLKID;
@@ -108,7 +108,10 @@ impl ZfsBackend {
         )
     }
 
-    /// Fails unless the root dataset is there and ours.
+    /// Fails unless the root dataset is there and ours: `zfs get`, which tells a value set
+    /// on the root from one it inherits. Pool operations (create, mount, delete) and
+    /// operations whose own listing finds nothing use it; the others check the marker
+    /// their listing carries ([`Self::list_ours`]).
     pub(super) fn require_pool(&self) -> Result<()> {
         match self.owned(&self.ds.root)? {
             Some(true) => Ok(()),
@@ -120,6 +123,58 @@ impl ZfsBackend {
                     self.ds.root
                 ),
             )),
+        }
+    }
+
+    /// Fails unless `managed`, the `cairn:managed` a listing shows for a dataset of the
+    /// pool, is this pool's name.
+    fn check_marker(&self, managed: Option<&str>) -> Result<()> {
+        if managed == Some(self.spec.name.as_str()) {
+            Ok(())
+        } else {
+            Err(self.not_ours("use pool", &format!("dataset {}", self.ds.root)))
+        }
+    }
+
+    /// [`cli::list`] of `ds`, a dataset at or below the root, that proves the pool ours in
+    /// the same process: the `cairn:managed` ZFS shows for `ds` is the root's (set there
+    /// by cairn, inherited by everything below it) and must be this pool's name; a root
+    /// without it, or marked for another pool, shows none or another. `None` if `ds` does
+    /// not exist, once [`Self::require_pool`] has found the root there and ours.
+    pub(super) fn list_ours(&self, ds: &str, depth: Option<u32>) -> Result<Option<Listing>> {
+        match cli::list(ds, depth)? {
+            None => {
+                self.require_pool()?;
+                Ok(None)
+            }
+            Some(l) => {
+                let seen = l.filesystems.iter().find(|r| r.name == ds);
+                self.check_marker(seen.and_then(|r| r.managed.as_deref()))?;
+                Ok(Some(l))
+            }
+        }
+    }
+
+    /// [`cli::space`] of `datasets` after a `zpool sync` (the figures are then current),
+    /// each row's marker checked as [`Self::list_ours`] does. `None` if one of them does
+    /// not exist (the root being there and ours).
+    pub(super) fn space_ours(&self, datasets: &[&str]) -> Result<Option<Vec<SpaceRow>>> {
+        if let Err(e) = cli::zpool_sync(&self.zpool) {
+            // No zpool: say it as the other operations do.
+            self.require_pool()?;
+            return Err(e);
+        }
+        match cli::space(datasets)? {
+            None => {
+                self.require_pool()?;
+                Ok(None)
+            }
+            Some(rows) => {
+                for r in &rows {
+                    self.check_marker(r.managed.as_deref())?;
+                }
+                Ok(Some(rows))
+            }
         }
     }
 
@@ -343,27 +398,29 @@ impl ZfsBackend {
             tracing::info!(dataset = %t.name, "destroying a volume that was never finished");
             cli::zfs(&["destroy", "-r", &t.name])?;
         }
-        for c in cli::children(&self.ds.volumes(), 1)? {
-            self.repair_container(&c.name)?;
+        // Every container and what is in it: one listing.
+        let volumes = self.ds.volumes();
+        let all = cli::list(&volumes, None)?.unwrap_or_default();
+        for c in &all.filesystems {
+            if child_of(&volumes, &c.name).is_some() {
+                self.repair_container(&c.name, &all)?;
+            }
         }
         self.collect_deleted()
     }
 
     /// Rolls an interrupted restore forward and drops what is no longer needed in one
-    /// volume container (see [`repair_plan`]).
-    pub(super) fn repair_container(&self, container: &str) -> Result<()> {
-        let kids: Vec<String> = cli::children(container, 1)?
-            .into_iter()
-            .map(|k| k.name)
-            .collect();
-        let snaps = cli::snapshots(container)?;
+    /// volume container (see [`repair_plan`]), as `listing` (of the container, or of
+    /// everything above it) shows it.
+    pub(super) fn repair_container(&self, container: &str, listing: &Listing) -> Result<()> {
+        let (kids, snaps) = contents(container, listing);
         for step in repair_plan(container, &kids, &snaps) {
             match step {
                 Repair::RollForward { new, live } => {
                     tracing::info!(dataset = %new, "finishing an interrupted restore");
                     cli::rename(&new, &live)?;
                 }
-                Repair::DropHidden(full) => cli::destroy_snapshot(&full)?,
+                Repair::DropHidden(full) => cli::destroy_deferred(&full)?,
                 Repair::DropEmpty(ds) => match cli::zfs(&["destroy", &ds]) {
                     Ok(_) => {}
                     Err(e) if says(&e, "does not exist") => {}
@@ -457,7 +514,8 @@ impl ZfsBackend {
             }
         };
         if present {
-            let vols = self.volume_rows()?;
+            let vols =
+                self.volume_rows(&cli::list(&self.ds.volumes(), Some(1))?.unwrap_or_default());
             if !vols.is_empty() {
                 let names: Vec<String> = vols.into_iter().map(|(n, _)| n).collect();
                 return Err(Error::Busy {
@@ -504,14 +562,53 @@ impl ZfsBackend {
 
     /// Used and available bytes of the root dataset, after the pending writes are synced.
     pub(super) fn do_pool_usage(&self) -> Result<Usage> {
-        cli::zpool_sync(&self.zpool)?;
-        let (used, avail, _) = cli::space(&self.ds.root)?;
-        Ok(Usage {
-            total: used + avail,
-            used,
-            free: avail,
-        })
+        let rows = self.space_ours(&[&self.ds.root])?;
+        let root = rows
+            .as_deref()
+            .and_then(|r| r.first())
+            .ok_or_else(|| Error::not_found(Kind::Pool, &self.spec.name))?;
+        Ok(pool_usage(root))
     }
+}
+
+/// The pool's figures from its root dataset's row.
+pub(super) fn pool_usage(root: &SpaceRow) -> Usage {
+    Usage {
+        total: root.used + root.available,
+        used: root.used,
+        free: root.available,
+    }
+}
+
+/// The filesystems right below `container` and the snapshots in it, from a listing of it
+/// or of something above it.
+pub(super) fn contents(container: &str, listing: &Listing) -> (Vec<String>, Vec<SnapRow>) {
+    let kids = listing
+        .filesystems
+        .iter()
+        .filter(|r| child_of(container, &r.name).is_some())
+        .map(|r| r.name.clone())
+        .collect();
+    let inside = |ds: &str| {
+        ds == container
+            || ds
+                .strip_prefix(container)
+                .is_some_and(|r| r.starts_with('/'))
+    };
+    let snaps = listing
+        .snapshots
+        .iter()
+        .filter(|s| inside(&s.dataset))
+        .cloned()
+        .collect();
+    (kids, snaps)
+}
+
+/// The component of `ds` if it is a filesystem right below `parent`.
+pub(super) fn child_of<'a>(parent: &str, ds: &'a str) -> Option<&'a str> {
+    ds.strip_prefix(parent)
+        .and_then(|r| r.strip_prefix('/'))
+        .filter(|c| !c.is_empty() && !c.contains('/') && !c.contains('@'))
 }
 
 /// What a `zpool import` run says: imported (`true`), or no zpool of that name on the
@@ -550,11 +647,7 @@ enum Child {
 }
 
 fn child_kind(container: &str, ds: &str) -> Child {
-    let Some(comp) = ds
-        .strip_prefix(container)
-        .and_then(|r| r.strip_prefix('/'))
-        .filter(|c| !c.is_empty() && !c.contains('/') && !c.contains('@'))
-    else {
+    let Some(comp) = child_of(container, ds) else {
         return Child::Other;
     };
     if comp == "live" {

@@ -20,6 +20,8 @@ use std::process::Stdio;
 use super::cli::{self, says};
 use super::naming;
 use super::parse::parse_stream_header;
+use super::snapshots::{find_in, snapshots_in};
+use super::volumes::ts;
 use super::ZfsBackend;
 use crate::cmd::ZFS;
 use crate::error::{Error, Kind, Result};
@@ -59,23 +61,6 @@ impl Drop for Hold {
     }
 }
 
-/// Copies `child`'s stdout to `out`, then waits for it.
-fn pump_out(mut child: crate::cmd::StreamChild, out: &mut dyn Write, what: &str) -> Result<u64> {
-    let mut stdout = child.child.stdout.take().expect("stdout was piped");
-    let copied = std::io::copy(&mut stdout, out);
-    drop(stdout);
-    match copied {
-        Ok(bytes) => {
-            child.wait()?;
-            Ok(bytes)
-        }
-        Err(e) => {
-            child.kill();
-            Err(Error::io("send", what, e))
-        }
-    }
-}
-
 impl ZfsBackend {
     pub(super) fn do_send(
         &self,
@@ -84,10 +69,11 @@ impl ZfsBackend {
         base: Option<&SnapshotName>,
         out: &mut dyn Write,
     ) -> Result<SendStats> {
-        self.require_pool()?;
-        let snap = self.find_snapshot(v, s)?.full;
+        // One listing finds both (and checks the pool is ours).
+        let vol = self.volume(v)?;
+        let snap = find_in(v, &vol, s)?.full;
         let base = base
-            .map(|b| self.find_snapshot(v, b))
+            .map(|b| find_in(v, &vol, b))
             .transpose()?
             .map(|e| e.full);
         let _hold = Hold::new(std::iter::once(snap.clone()).chain(base.clone()).collect())?;
@@ -97,7 +83,7 @@ impl ZfsBackend {
         }
         args.push(snap.clone().into());
         let child = ZFS.spawn_stream(&args, Stdio::null(), Stdio::piped())?;
-        let bytes = pump_out(child, out, &snap)?;
+        let bytes = child.copy_stdout_to(out, "send", &snap)?;
         Ok(SendStats { bytes })
     }
 
@@ -107,7 +93,6 @@ impl ZfsBackend {
         s: &SnapshotName,
         input: &mut dyn Read,
     ) -> Result<SnapshotInfo> {
-        self.require_pool()?;
         let obj = format!("{v}/{s}");
         let refuse = |reason: String| Error::Invalid {
             op: "receive",
@@ -128,12 +113,14 @@ impl ZfsBackend {
                 Err(e) => return Err(Error::io("read stream for", obj.as_str(), e)),
             }
         };
-        let exists = cli::exists(&self.ds.live(v))?;
-        let snaps = if exists {
-            self.snapshots_of(v)?
-        } else {
-            Vec::new()
+        // One listing: whether the volume exists, its snapshots (and the pool is ours).
+        let vol = match self.volume(v) {
+            Ok(vol) => Some(vol),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e),
         };
+        let exists = vol.is_some();
+        let snaps = vol.map(|vol| snapshots_in(v, &vol)).unwrap_or_default();
         if snaps.iter().any(|e| &e.info.name == s) {
             return Err(Error::exists(Kind::Snapshot, obj));
         }
@@ -182,7 +169,14 @@ impl ZfsBackend {
             }
             Ok(())
         })?;
-        Ok(self.find_snapshot(v, s)?.info)
+        // What a listing would say: a received snapshot has no `cairn:created_at` (a
+        // plain `zfs send` carries no properties) and ZFS gives it the stream's creation
+        // time.
+        Ok(SnapshotInfo {
+            volume: v.clone(),
+            name: s.clone(),
+            created_at: ts(header.creation_time as i128 * 1_000_000_000),
+        })
     }
 
     /// Feeds `head` then the rest of `input` to `zfs receive`.

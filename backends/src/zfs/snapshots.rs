@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use super::cli::{self, says};
+use super::cli::{self, says, Destroyed};
 use super::naming;
-use super::parse::SnapRow;
-use super::pool::unmount_dir;
+use super::parse::{Listing, SnapRow};
+use super::pool::{contents, unmount_dir};
 use super::volumes::{now_ns, ts};
 use super::ZfsBackend;
 use crate::error::{Error, IoContext, Kind, Result};
@@ -23,44 +23,78 @@ pub(super) struct SnapEntry {
     pub row: SnapRow,
 }
 
+/// A volume as one listing of its container shows it.
+pub(super) struct Vol {
+    pub container: String,
+    pub live: String,
+    /// The container and everything in it.
+    pub listing: Listing,
+}
+
+/// The snapshots of volume `v` in its listing, oldest first (hidden ones and those
+/// waiting for deferred destruction left out).
+pub(super) fn snapshots_in(v: &VolumeName, vol: &Vol) -> Vec<SnapEntry> {
+    let mut out: Vec<SnapEntry> = contents(&vol.container, &vol.listing)
+        .1
+        .into_iter()
+        .filter(|r| !r.defer_destroy)
+        .filter_map(|row| {
+            let name: SnapshotName = naming::name_of(&row.component, row.cairn_name.as_deref())?
+                .parse()
+                .ok()?;
+            let ns = row
+                .created_at_ns
+                .map(|n| n as i128)
+                .unwrap_or(row.creation as i128 * 1_000_000_000);
+            Some(SnapEntry {
+                info: SnapshotInfo {
+                    volume: v.clone(),
+                    name,
+                    created_at: ts(ns),
+                },
+                full: format!("{}@{}", row.dataset, row.component),
+                row,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        (a.info.created_at, a.row.createtxg).cmp(&(b.info.created_at, b.row.createtxg))
+    });
+    out
+}
+
+/// Snapshot `s` of volume `v` in its listing, or `NotFound`.
+pub(super) fn find_in(v: &VolumeName, vol: &Vol, s: &SnapshotName) -> Result<SnapEntry> {
+    snapshots_in(v, vol)
+        .into_iter()
+        .find(|e| &e.info.name == s)
+        .ok_or_else(|| ZfsBackend::snapshot_not_found(v, s))
+}
+
 impl ZfsBackend {
+    /// One `zfs list` of the volume's container and everything in it, which also checks
+    /// the pool is ours ([`Self::list_ours`]); `NotFound` unless the volume's live
+    /// dataset is in it.
+    pub(super) fn volume(&self, v: &VolumeName) -> Result<Vol> {
+        let container = self.ds.container(v);
+        let live = self.ds.live(v);
+        match self.list_ours(&container, None)? {
+            Some(listing) if listing.filesystems.iter().any(|r| r.name == live) => Ok(Vol {
+                container,
+                live,
+                listing,
+            }),
+            _ => Err(Error::not_found(Kind::Volume, v)),
+        }
+    }
+
     /// The volume's snapshots, oldest first; `NotFound` if the volume does not exist.
     pub(super) fn snapshots_of(&self, v: &VolumeName) -> Result<Vec<SnapEntry>> {
-        self.live(v)?;
-        let mut out: Vec<SnapEntry> = cli::snapshots(&self.ds.container(v))?
-            .into_iter()
-            .filter(|r| !r.defer_destroy)
-            .filter_map(|row| {
-                let name: SnapshotName =
-                    naming::name_of(&row.component, row.cairn_name.as_deref())?
-                        .parse()
-                        .ok()?;
-                let ns = row
-                    .created_at_ns
-                    .map(|n| n as i128)
-                    .unwrap_or(row.creation as i128 * 1_000_000_000);
-                Some(SnapEntry {
-                    info: SnapshotInfo {
-                        volume: v.clone(),
-                        name,
-                        created_at: ts(ns),
-                    },
-                    full: format!("{}@{}", row.dataset, row.component),
-                    row,
-                })
-            })
-            .collect();
-        out.sort_by(|a, b| {
-            (a.info.created_at, a.row.createtxg).cmp(&(b.info.created_at, b.row.createtxg))
-        });
-        Ok(out)
+        Ok(snapshots_in(v, &self.volume(v)?))
     }
 
     pub(super) fn find_snapshot(&self, v: &VolumeName, s: &SnapshotName) -> Result<SnapEntry> {
-        self.snapshots_of(v)?
-            .into_iter()
-            .find(|e| &e.info.name == s)
-            .ok_or_else(|| Self::snapshot_not_found(v, s))
+        find_in(v, &self.volume(v)?, s)
     }
 
     pub(super) fn do_create_snapshot(
@@ -68,11 +102,11 @@ impl ZfsBackend {
         v: &VolumeName,
         s: &SnapshotName,
     ) -> Result<SnapshotInfo> {
-        self.require_pool()?;
-        let live = self.live(v)?;
-        let taken = self.snapshots_of(v)?.into_iter().any(|e| &e.info.name == s);
+        let vol = self.volume(v)?;
         let obj = format!("{v}/{s}");
-        if taken {
+        // `zfs snapshot` refuses only a name taken in `live`; history datasets hold
+        // snapshots of the volume too.
+        if snapshots_in(v, &vol).iter().any(|e| &e.info.name == s) {
             return Err(Error::exists(Kind::Snapshot, obj));
         }
         let ns = now_ns();
@@ -83,7 +117,7 @@ impl ZfsBackend {
             &format!("cairn:created_at={ns}"),
             "-o",
             &format!("cairn:name={s}"),
-            &format!("{live}@{}", naming::snap_component(s)),
+            &format!("{}@{}", vol.live, naming::snap_component(s)),
         ])
         .map_err(|e| cli::typed(e, "create snapshot", Kind::Snapshot, &obj))?;
         Ok(SnapshotInfo {
@@ -98,15 +132,28 @@ impl ZfsBackend {
         v: &VolumeName,
         s: &SnapshotName,
     ) -> Result<DeleteAction> {
-        self.require_pool()?;
-        let e = match self.find_snapshot(v, s) {
-            Ok(e) => e,
+        let mut vol = match self.volume(v) {
+            Ok(vol) => vol,
             Err(e) if e.is_not_found() => return Ok(DeleteAction::Identity),
             Err(e) => return Err(e),
         };
+        let Ok(e) = find_in(v, &vol, s) else {
+            return Ok(DeleteAction::Identity);
+        };
         unmount_dir(&self.snapshot_mount(v, s))?;
-        cli::destroy_snapshot(&e.full)?;
-        self.repair_container(&self.ds.container(v))?;
+        let destroyed = cli::destroy_snapshot(&e.full)?;
+        // The listing as it is now, for the clean-up: no second `zfs list`.
+        let this = |r: &SnapRow| r.dataset == e.row.dataset && r.component == e.row.component;
+        match destroyed {
+            Destroyed::Now => vol.listing.snapshots.retain(|r| !this(r)),
+            Destroyed::Deferred(hidden) => {
+                for r in vol.listing.snapshots.iter_mut().filter(|r| this(r)) {
+                    r.component = hidden.clone();
+                    r.defer_destroy = true;
+                }
+            }
+        }
+        self.repair_container(&vol.container, &vol.listing)?;
         Ok(DeleteAction::Deleted)
     }
 
@@ -116,7 +163,6 @@ impl ZfsBackend {
         from: &SnapshotName,
         to: &SnapshotName,
     ) -> Result<()> {
-        self.require_pool()?;
         let snaps = self.snapshots_of(v)?;
         let e = snaps
             .iter()
@@ -134,7 +180,6 @@ impl ZfsBackend {
     }
 
     pub(super) fn do_restore_snapshot(&self, v: &VolumeName, s: &SnapshotName) -> Result<()> {
-        self.require_pool()?;
         let e = self.find_snapshot(v, s)?;
         let container = self.ds.container(v);
         let live = self.ds.live(v);
@@ -161,14 +206,15 @@ impl ZfsBackend {
             Ok(())
         })?;
         // The replaced live state is kept only if snapshots remain in it.
-        if let Err(err) = self.repair_container(&container) {
+        let repaired = cli::list(&container, None)
+            .and_then(|l| self.repair_container(&container, &l.unwrap_or_default()));
+        if let Err(err) = repaired {
             tracing::warn!(volume = %v, error = %err, "could not drop empty history after restore");
         }
         Ok(())
     }
 
     pub(super) fn do_mount_snapshot(&self, v: &VolumeName, s: &SnapshotName) -> Result<PathBuf> {
-        self.require_pool()?;
         let e = self.find_snapshot(v, s)?;
         let path = self.snapshot_mount(v, s);
         if let Some(m) = mounts::mount_at(&path)? {

@@ -102,39 +102,120 @@ fn parses_captured_filesystems_and_space() {
         (None, None)
     );
     assert!(fs[0].name.ends_with("/cairn/volumes") && fs[0].creation > 0);
-    // `zfs list -H -p -o used,available,referenced <ds>`, as the driver asks for the root
-    // and a volume's live dataset (the capture lists both, each line led by its name).
-    let usage = include_str!("../../tests/fixtures/zfs-list-usage.txt");
-    let space: Vec<(&str, (u64, u64, u64))> = usage
-        .lines()
-        .map(|line| {
-            let (name, rest) = line.split_once('\t').unwrap();
-            (name, parse_space(&format!("{rest}\n")).unwrap())
+    // `zfs list -H -p -o name,used,available,referenced,cairn:managed <ds>...`, as the
+    // driver asks for the root and a volume's live dataset: the marker both see (set on
+    // the root, inherited by the volume).
+    let usage = include_str!("../../tests/fixtures/zfs-list-space.txt");
+    let space = parse_space_rows(usage).unwrap();
+    let got: Vec<(&str, u64, u64, u64, Option<&str>)> = space
+        .iter()
+        .map(|r| {
+            (
+                r.name.as_str(),
+                r.used,
+                r.available,
+                r.referenced,
+                r.managed.as_deref(),
+            )
         })
         .collect();
     assert_eq!(
-        space,
+        got,
         [
-            ("cairn-cap/cairn", (8859648, 359538688, 98304)),
+            ("cairn-cap/cairn", 8859648, 359550976, 98304, Some("cap")),
             (
                 "cairn-cap/cairn/volumes/web/live",
-                (8564736, 359538688, 8499200)
+                8564736,
+                359550976,
+                8499200,
+                Some("cap")
             ),
         ]
     );
-    assert!(parse_space("1\t2\n").is_err(), "short line");
-    assert!(
-        parse_space(usage).is_err(),
-        "two datasets where one was asked for"
-    );
     assert_eq!(
-        parse_space("-\t-\t-\n").unwrap(),
-        (0, 0, 0),
-        "not applicable"
+        super::pool::pool_usage(&space[0]),
+        crate::Usage {
+            total: 8859648 + 359550976,
+            used: 8859648,
+            free: 359550976
+        }
     );
-    assert!(parse_space("1\tx\t3\n").is_err(), "not a number");
+    let no_marker: String = usage
+        .lines()
+        .map(|l| format!("{}\n", l.rsplit_once('\t').unwrap().0))
+        .collect();
+    assert!(parse_space_rows(&no_marker).is_err(), "no marker column");
+    assert!(parse_space_rows("a\t1\t2\n").is_err(), "short line");
+    let unset = parse_space_rows("a\t-\t-\t-\t-\n").unwrap();
+    assert_eq!((unset[0].used, unset[0].managed.as_deref()), (0, None));
+    assert!(parse_space_rows("a\t1\tx\t3\t-\n").is_err(), "not a number");
     assert_eq!(number("-", "x").unwrap(), None);
     assert_eq!(number("4276224", "x").unwrap(), Some(4276224));
+}
+
+/// The one listing an operation makes: a container with its filesystems and snapshots
+/// (`-r`, `-t filesystem,snapshot`, [`LIST_COLS`]). User properties are inherited, so
+/// every row shows the container's `cairn:volume` and the root's `cairn:managed`.
+#[test]
+fn parses_captured_container_listing() {
+    use super::pool::{child_of, contents};
+    let text = include_str!("../../tests/fixtures/zfs-list-container.txt");
+    let l = parse_listing(text).unwrap();
+    let web = "cairn-cap/cairn/volumes/web";
+    let fs: Vec<&str> = l.filesystems.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(fs, [web, &format!("{web}/h.1"), &format!("{web}/live")]);
+    for r in &l.filesystems {
+        assert_eq!(r.managed.as_deref(), Some("cap"), "{}", r.name);
+        assert_eq!(r.cairn_name.as_deref(), Some("web"), "{}", r.name);
+        assert_eq!(r.created_at_ns, Some(1795432377123456789));
+        assert!(r.creation > 1_700_000_000, "{r:?}");
+    }
+    let snaps: Vec<(&str, Option<&str>, bool, u64)> = l
+        .snapshots
+        .iter()
+        .map(|r| {
+            (
+                r.component.as_str(),
+                r.cairn_name.as_deref(),
+                r.defer_destroy,
+                r.userrefs,
+            )
+        })
+        .collect();
+    assert_eq!(
+        snaps,
+        [
+            ("s1", Some("s1"), false, 1),
+            (":C3:BCn:C3:AF:25", Some("ünï%"), false, 0),
+            (":tclone.1", None, true, 0),
+        ]
+    );
+    assert!(l
+        .snapshots
+        .iter()
+        .all(|r| r.dataset == format!("{web}/live")));
+    assert_eq!(l.snapshots[0].created_at_ns, Some(1795432378000000001));
+    assert_eq!(l.snapshots[2].clones, [format!("{web}/h.1")]);
+    // The same snapshot rows as the snapshot-only listing parses them, field for field.
+    let only = parse_snapshots(
+        &text
+            .lines()
+            .filter(|l| l.split('\t').next().unwrap().contains('@'))
+            .map(|l| l.split('\t').take(9).collect::<Vec<_>>().join("\t") + "\n")
+            .collect::<String>(),
+    )
+    .unwrap();
+    assert_eq!(only, l.snapshots);
+    // What is in the container: its two filesystems and the live dataset's snapshots.
+    let (kids, in_it) = contents(web, &l);
+    assert_eq!(kids, [format!("{web}/h.1"), format!("{web}/live")]);
+    assert_eq!(in_it.len(), 3);
+    assert_eq!(contents(&format!("{web}/h"), &l), (vec![], vec![]));
+    assert_eq!(child_of(web, &format!("{web}/live")), Some("live"));
+    assert_eq!(child_of(web, &format!("{web}/live@s1")), None);
+    assert_eq!(child_of(web, &format!("{web}x/live")), None);
+    // Short rows are refused.
+    assert!(parse_listing("a\t1\n").is_err());
 }
 
 #[test]
@@ -174,6 +255,15 @@ fn parses_captured_stream_headers() {
     .unwrap();
     assert_eq!(inc.from_guid, Some(s1_guid), "incremental names its base");
     assert_eq!(inc.to_guid, parse_snapshots(SNAPS).unwrap()[1].guid);
+    // The sent snapshots' `creation`, which the received ones get.
+    assert_eq!(
+        full.creation_time,
+        parse_snapshots(SNAPS).unwrap()[0].creation
+    );
+    assert_eq!(
+        inc.creation_time,
+        parse_snapshots(SNAPS).unwrap()[1].creation
+    );
     assert!(
         parse_stream_header(&[0u8; 10]).is_none(),
         "needs more bytes"
@@ -184,7 +274,7 @@ fn parses_captured_stream_headers() {
     );
     // Big-endian senders are read too.
     let mut be = include_bytes!("../../tests/fixtures/zfs-send-incremental.head")[..64].to_vec();
-    for at in [8, 40, 48] {
+    for at in [8, 24, 40, 48] {
         be[at..at + 8].reverse();
     }
     assert_eq!(parse_stream_header(&be).unwrap().unwrap(), inc);

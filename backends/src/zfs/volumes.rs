@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use super::cli::{self, says};
 use super::naming::{self, HIDDEN};
-use super::pool::unmount_dir;
+use super::parse::Listing;
+use super::pool::{child_of, pool_usage, unmount_dir};
 use super::ZfsBackend;
 use crate::error::{Error, IoContext, Kind, Result};
 use crate::mounts;
@@ -22,21 +23,32 @@ pub(super) fn ts(ns: i128) -> jiff::Timestamp {
 }
 
 impl ZfsBackend {
-    /// The volume's live dataset, or `NotFound`.
+    /// The volume's live dataset, or `NotFound`: one `zfs list` of it alone, which also
+    /// checks the pool is ours ([`Self::list_ours`]).
     pub(super) fn live(&self, v: &VolumeName) -> Result<String> {
         let live = self.ds.live(v);
-        if cli::exists(&live)? {
-            Ok(live)
-        } else {
-            Err(Error::not_found(Kind::Volume, v))
+        match self.list_ours(&live, Some(0))? {
+            Some(_) => Ok(live),
+            None => Err(Error::not_found(Kind::Volume, v)),
         }
     }
 
-    /// Volumes (name, created_at ns) from the containers under `volumes/`, sorted.
-    pub(super) fn volume_rows(&self) -> Result<Vec<(String, i128)>> {
+    /// `volumes/` and the containers in it: one `zfs list`, the pool's marker checked.
+    pub(super) fn containers(&self) -> Result<Listing> {
+        Ok(self
+            .list_ours(&self.ds.volumes(), Some(1))?
+            .unwrap_or_default())
+    }
+
+    /// Volumes (name, created_at ns) from the containers in a listing of `volumes/`,
+    /// sorted.
+    pub(super) fn volume_rows(&self, containers: &Listing) -> Vec<(String, i128)> {
+        let volumes = self.ds.volumes();
         let mut out = Vec::new();
-        for c in cli::children(&self.ds.volumes(), 1)? {
-            let comp = c.name.rsplit('/').next().unwrap_or_default();
+        for c in &containers.filesystems {
+            let Some(comp) = child_of(&volumes, &c.name) else {
+                continue;
+            };
             if let Some(name) = naming::name_of(comp, c.cairn_name.as_deref()) {
                 let ns = c
                     .created_at_ns
@@ -46,7 +58,13 @@ impl ZfsBackend {
             }
         }
         out.sort();
-        Ok(out)
+        out
+    }
+
+    /// Whether a listing of `volumes/` holds the container of `v`.
+    fn has_container(&self, containers: &Listing, v: &VolumeName) -> bool {
+        let c = self.ds.container(v);
+        containers.filesystems.iter().any(|r| r.name == c)
     }
 
     /// Makes `tmp/<id>` (a container with the volume's properties) and registers its
@@ -84,8 +102,7 @@ impl ZfsBackend {
     }
 
     pub(super) fn do_create_volume(&self, v: &VolumeName) -> Result<CreateAction<()>> {
-        self.require_pool()?;
-        if cli::exists(&self.ds.container(v))? {
+        if self.has_container(&self.containers()?, v) {
             let p = self.do_mount_volume(v)?;
             let empty = std::fs::read_dir(&p)
                 .ctx("read volume", &p)?
@@ -107,24 +124,23 @@ impl ZfsBackend {
     }
 
     pub(super) fn do_clone_volume(&self, src: CloneSource<'_>, dst: &VolumeName) -> Result<()> {
-        self.require_pool()?;
         // A volume is cloned from a hidden snapshot of its live state, made below and
-        // destroyed with the clone (deferred destroy at the end).
+        // destroyed with the clone (deferred destroy at the end). No look-ups beyond the
+        // one listing that finds the origin (and checks the pool is ours): `zfs snapshot`
+        // refuses a missing volume (`NotFound`), the final rename a taken name
+        // (`AlreadyExists`), and what was made is then undone.
         let origin = match src {
             CloneSource::Snapshot(v, s) => self.find_snapshot(v, s)?.full,
             CloneSource::Volume(v) => {
                 format!("{}@{HIDDEN}clone.{}", self.live(v)?, naming::fresh_id())
             }
         };
-        if cli::exists(&self.ds.container(dst))? {
-            return Err(Error::exists(Kind::Volume, dst));
-        }
         Revert::new().run(|rv| {
             if let CloneSource::Volume(v) = src {
                 cli::zfs(&["snapshot", &origin])
                     .map_err(|e| cli::typed(e, "clone volume", Kind::Volume, v.as_str()))?;
                 let h = origin.clone();
-                rv.add("destroy clone origin", move || cli::destroy_snapshot(&h));
+                rv.add("destroy clone origin", move || cli::destroy_deferred(&h));
             }
             let tmp = self.tmp_container("clone volume", dst, rv)?;
             cli::zfs(&["clone", &origin, &format!("{tmp}/live")])
@@ -132,8 +148,9 @@ impl ZfsBackend {
             self.place(&tmp, dst)
         })?;
         if let CloneSource::Volume(_) = src {
-            // It has a clone now: marked, it goes when the clone goes.
-            cli::destroy_snapshot(&origin)?;
+            // Already hidden and now the clone's origin: marked, it goes when the clone
+            // goes.
+            cli::destroy_deferred(&origin)?;
         }
         Ok(())
     }
@@ -166,9 +183,8 @@ impl ZfsBackend {
     }
 
     pub(super) fn do_delete_volume(&self, v: &VolumeName) -> Result<DeleteAction> {
-        self.require_pool()?;
         let container = self.ds.container(v);
-        if !cli::exists(&container)? {
+        if self.list_ours(&container, Some(0))?.is_none() {
             return Ok(DeleteAction::Identity);
         }
         self.unmount_everything_of(v)?;
@@ -180,12 +196,15 @@ impl ZfsBackend {
     }
 
     pub(super) fn do_rename_volume(&self, from: &VolumeName, to: &VolumeName) -> Result<()> {
-        self.require_pool()?;
-        self.live(from)?;
-        let dst = self.ds.container(to);
-        if cli::exists(&dst)? {
+        let containers = self.containers()?;
+        if !self.has_container(&containers, from) {
+            return Err(Error::not_found(Kind::Volume, from));
+        }
+        // Checked before anything is unmounted: a refused rename changes nothing.
+        if self.has_container(&containers, to) {
             return Err(Error::exists(Kind::Volume, to));
         }
+        let dst = self.ds.container(to);
         self.unmount_everything_of(from)?;
         cli::rename(&self.ds.container(from), &dst)
             .map_err(|e| cli::typed(e, "rename volume", Kind::Volume, to.as_str()))?;
@@ -193,7 +212,6 @@ impl ZfsBackend {
     }
 
     pub(super) fn do_mount_volume(&self, v: &VolumeName) -> Result<PathBuf> {
-        self.require_pool()?;
         let live = self.live(v)?;
         let path = self.volume_mount(v);
         if let Some(m) = mounts::mount_at(&path)? {
@@ -208,20 +226,25 @@ impl ZfsBackend {
     }
 
     pub(super) fn do_volume_usage(&self, v: &VolumeName) -> Result<Usage> {
-        self.require_pool()?;
-        let live = self.live(v)?;
-        let pool = self.do_pool_usage()?;
-        let (_, _, referenced) = cli::space(&live)?;
+        let live = self.ds.live(v);
+        let rows = self
+            .space_ours(&[&self.ds.root, &live])?
+            .ok_or_else(|| Error::not_found(Kind::Volume, v))?;
+        let (Some(root), Some(live)) = (
+            rows.iter().find(|r| r.name == self.ds.root),
+            rows.iter().find(|r| r.name == live),
+        ) else {
+            return Err(Error::not_found(Kind::Volume, v));
+        };
         Ok(Usage {
-            used: referenced,
-            ..pool
+            used: live.referenced,
+            ..pool_usage(root)
         })
     }
 
     pub(super) fn do_list_volumes(&self) -> Result<Vec<VolumeInfo>> {
-        self.require_pool()?;
         Ok(self
-            .volume_rows()?
+            .volume_rows(&self.containers()?)
             .into_iter()
             .filter_map(|(n, ns)| {
                 Some(VolumeInfo {
