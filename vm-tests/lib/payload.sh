@@ -29,7 +29,8 @@ payload_image() {
 # Builds the test binary of package $2, target $3 (lib | test:NAME | bench:NAME) with
 # `cargo test --locked --profile vm --no-run`, or `cargo bench ...` for a bench
 # (optimized: TCG is slow), ships it and its libraries into payload $1, and prints
-# "<binary name in payload> <package directory>". Build output goes to log $4.
+# "<binary name in payload> <package directory>". Build output goes to log $4, cargo's
+# JSON messages to $4.json.
 payload_cargo_test() {
   local dir=$1 package=$2 target=$3 logfile=$4
   local command=test select jqsel
@@ -50,19 +51,28 @@ payload_cargo_test() {
       ;;
     *) log "unknown cargo target '$target' (use lib, test:NAME or bench:NAME)"; return 1 ;;
   esac
-  local artifact
-  artifact=$(cd "$WORKSPACE_DIR" &&
-    cargo "$command" --locked --profile vm -p "$package" "${select[@]}" --no-run --message-format=json \
-      2>"$logfile" | jq -c "select(.reason == \"compiler-artifact\" and .profile.test
-        and .executable != null and ($jqsel))" | tail -n1) || true
+  local json="$logfile.json" artifact
+  (cd "$WORKSPACE_DIR" &&
+    cargo "$command" --locked --profile vm -p "$package" "${select[@]}" --no-run \
+      --message-format=json >"$json" 2>"$logfile") || true
+  artifact=$(jq -c "select(.reason == \"compiler-artifact\" and .profile.test
+    and .executable != null and ($jqsel))" "$json" | tail -n1) || true
   [[ -n $artifact ]] || { log "cargo built no $command binary for $package $target"; return 1; }
-  local exe manifest name
+  local exe manifest name bin
   exe=$(jq -r .executable <<<"$artifact")
   manifest=$(jq -r .manifest_path <<<"$artifact")
   name="$package-${target#test:}"
   name=${name//:/-} # bench:NAME -> <package>-bench-NAME
   link_or_copy "$exe" "$dir/bin/$name"
   payload_libs "$dir" "$exe"
+  # The package's own binaries, built for its tests (`cairn` for the CLI's): a test runs
+  # one at its compile-time path (CARGO_BIN_EXE_<name>, under target/vm/), which the
+  # guest reads from the checkout mounted over 9p, so only its libraries are shipped.
+  while read -r bin; do
+    payload_libs "$dir" "$bin"
+  done < <(jq -r --arg manifest "$manifest" 'select(.reason == "compiler-artifact"
+    and .target.kind == ["bin"] and .manifest_path == $manifest and .executable != null)
+    | .executable' "$json")
   printf '%s %s\n' "$name" "$(dirname "$manifest")"
 }
 

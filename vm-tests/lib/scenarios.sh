@@ -23,7 +23,8 @@ scenario_lines() {
 }
 
 # Writes $1/share/{scenario.sh,env} for scenario kind $2 with its arguments. A cargo
-# scenario's test binary is built here; a build failure is the scenario's failure.
+# scenario's test binary was built by build_cargo_targets; a build failure is the
+# scenario's failure.
 prepare_share() {
   local vmdir=$1 kind=$2
   shift 2
@@ -45,23 +46,59 @@ prepare_share() {
   esac
 }
 
+# The test binaries built for this run, by "<package> <target>": "<name> <package dir>",
+# or empty when the build failed (its log is BUILD_LOG[key]).
+declare -A BUILT=() BUILD_LOG=()
+
+# Builds every distinct (package, target) of the cargo scenarios among lines $@ once,
+# before any VM boots: a build competes with running guests for the CPU, and two
+# scenarios of one target (lvm and zfs conformance) share its binary.
+build_cargo_targets() {
+  local line kind package target key built t0
+  t0=$(now)
+  mkdir -p "$RUN_DIR/builds"
+  for line in "$@"; do
+    read -r _ _ _ kind package target _ <<<"$line"
+    [[ $kind == cargo ]] || continue
+    key="$package $target"
+    [[ -v BUILT[$key] ]] && continue
+    BUILD_LOG[$key]="$RUN_DIR/builds/$package-${target//:/-}.log"
+    log "building $package $target"
+    built=$(payload_cargo_test "$PAYLOAD_DIR" "$package" "$target" "${BUILD_LOG[$key]}") || built=
+    BUILT[$key]=$built
+  done
+  log "test binaries built in $(elapsed_since "$t0") s"
+}
+
 prepare_cargo_share() {
   local vmdir=$1 package=$2 target=$3
   shift 3
-  local built name pkgdir
-  if ! built=$(payload_cargo_test "$PAYLOAD_DIR" "$package" "$target" "$vmdir/cargo.log"); then
-    { echo "cargo test --no-run failed for $package $target:"; tail -n 40 "$vmdir/cargo.log"; } >"$vmdir/report"
+  local key="$package $target" name pkgdir
+  if [[ -z ${BUILT[$key]:-} ]]; then
+    {
+      echo "cargo $([[ $target == bench:* ]] && echo bench || echo test) --no-run failed for $package $target:"
+      tail -n 40 "${BUILD_LOG[$key]:-/dev/null}"
+    } >"$vmdir/report"
     return 1
   fi
-  read -r name pkgdir <<<"$built"
-  # A bench gets the argv `cargo bench` gives it: `--bench` first (a libtest bench runs
-  # its benchmarks only with it; a harness = false one is free to ignore it).
-  if [[ $target == bench:* ]]; then set -- --bench "$@"; fi
+  read -r name pkgdir <<<"${BUILT[$key]}"
+  if [[ $target == bench:* ]]; then
+    # A bench gets the argv `cargo bench` gives it: `--bench` first (a libtest bench runs
+    # its benchmarks only with it; a harness = false one is free to ignore it). It prints
+    # no libtest summary.
+    set -- --bench "$@"
+  else
+    # A libtest binary must report at least one passed test (see run_vm).
+    touch "$vmdir/expect-tests"
+  fi
   # The binary and its libraries run from the guest's disk-backed /tmp, not over 9p:
   # a process killed while it pages its binary in over 9p can hang in the 9p client.
+  # Only this scenario's binary is copied, and lib/ (what every shipped binary links).
   {
     echo 'set -e'
-    echo 'mkdir -p /tmp/cairn-run && cp -r /payload/bin /payload/lib /tmp/cairn-run/'
+    echo 'mkdir -p /tmp/cairn-run/bin'
+    printf 'cp /payload/bin/%q /tmp/cairn-run/bin/\n' "$name"
+    echo 'cp -r /payload/lib /tmp/cairn-run/'
     echo 'export LD_LIBRARY_PATH=/tmp/cairn-run/lib CAIRN_REQUIRE=vm'
     printf 'export CARGO_MANIFEST_DIR=%q\n' "$pkgdir"
     printf 'cd %q\n' "$pkgdir"
@@ -80,6 +117,17 @@ run_vm() {
   elapsed_since "$t0" >"$vmdir/seconds"
   local code
   code=$(cat "$vmdir/share/exit-code" 2>/dev/null || true)
+  # libtest exits 0 on "running 0 tests": a filter that matches nothing is no pass.
+  if [[ $code == 0 && -f $vmdir/expect-tests ]] &&
+    ! grep -Eq 'test result: ok\. [1-9][0-9]* passed' "$vmdir/share/output.log"; then
+    echo failed >"$vmdir/result"
+    {
+      echo "the test binary exited 0 but ran no test (no 'test result: ok. N passed' with N >= 1:"
+      echo "does the scenario's name filter match a test?); its output (last 30 lines):"
+      tail -n 30 "$vmdir/share/output.log"
+    } >"$vmdir/report"
+    return 0
+  fi
   if [[ $code == 0 ]]; then
     echo passed >"$vmdir/result"
     return 0
