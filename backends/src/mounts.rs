@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::cmd::{MOUNT, UMOUNT};
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountEntry {
@@ -134,6 +134,23 @@ pub fn unmount(target: &Path) -> Result<()> {
     Ok(())
 }
 
+/// [`unmount`], retrying for up to `patience` while umount says the target is busy: a
+/// process that is going away (a child that inherited a directory fd, a `zfs` or `btrfs`
+/// command still running down) may hold the mount for a moment. Any other failure, or a
+/// target still busy after `patience`, is returned as it is.
+pub fn unmount_retrying(target: &Path, patience: std::time::Duration) -> Result<()> {
+    let pause = std::time::Duration::from_millis(50);
+    let start = std::time::Instant::now();
+    loop {
+        match unmount(target) {
+            Err(Error::Command(f)) if f.stderr.contains("busy") && start.elapsed() < patience => {
+                std::thread::sleep(pause)
+            }
+            other => return other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +167,45 @@ mod tests {
             .iter()
             .any(|e| e.mount_point == Path::new("/proc") && e.fs_type == "proc"));
         assert!(parse_mountinfo("garbage line\n").is_empty());
+    }
+
+    /// A tmpfs kept busy by a child's working directory: refused while it is busy (the
+    /// tool's error passed on after the patience), unmounted once the child goes.
+    #[test]
+    fn root_unmount_retrying_waits_for_a_busy_mount() {
+        let test = "mounts::tests::root_unmount_retrying_waits_for_a_busy_mount";
+        if !crate::testing::require(test, "root", crate::testing::missing_root()) {
+            return;
+        }
+        use std::time::{Duration, Instant};
+        let dir = tempfile::tempdir().unwrap();
+        let mnt = dir.path().join("m");
+        std::fs::create_dir(&mnt).unwrap();
+        mount(Path::new("tmpfs"), &mnt, Some("tmpfs"), None).unwrap();
+        let busy = |secs: &str| {
+            std::process::Command::new("sleep")
+                .arg(secs)
+                .current_dir(&mnt)
+                .spawn()
+                .unwrap()
+        };
+        let mut holder = busy("30");
+        let t0 = Instant::now();
+        let err = unmount_retrying(&mnt, Duration::from_millis(300)).unwrap_err();
+        assert!(err.to_string().contains("busy"), "{err}");
+        assert!(
+            t0.elapsed() >= Duration::from_millis(300),
+            "gave up at once"
+        );
+        assert!(mount_at(&mnt).unwrap().is_some(), "still mounted");
+        holder.kill().unwrap();
+        holder.wait().unwrap();
+        let mut short = busy("0.5");
+        unmount_retrying(&mnt, Duration::from_secs(10)).unwrap();
+        short.wait().unwrap();
+        assert!(mount_at(&mnt).unwrap().is_none(), "unmounted");
+        // Nothing mounted: nothing to do.
+        unmount_retrying(&mnt, Duration::from_secs(1)).unwrap();
     }
 
     #[test]

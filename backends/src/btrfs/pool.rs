@@ -234,16 +234,7 @@ impl BtrfsBackend {
 /// spawned (`btrfs send`, another thread's `btrfs receive`) may briefly hold a directory
 /// fd that libbtrfsutil opened without `O_CLOEXEC` on another thread.
 fn unmount_retrying(mnt: &Path) -> Result<()> {
-    let mut tries = 0;
-    loop {
-        match mounts::unmount(mnt) {
-            Err(Error::Command(f)) if f.stderr.contains("target is busy") && tries < 200 => {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            other => return other,
-        }
-    }
+    mounts::unmount_retrying(mnt, std::time::Duration::from_secs(10))
 }
 
 pub(super) fn state_dir_refused(b: &BtrfsBackend) -> Error {

@@ -42,20 +42,10 @@ fn probe(path: &Path) -> Result<Option<String>> {
     }
 }
 
-/// Unmounts whatever is mounted at `dir` (retrying while busy for a few seconds) and
+/// Unmounts whatever is mounted at `dir` (retrying while busy for up to 5 s) and
 /// removes the empty directory. Idempotent.
 pub(super) fn unmount_dir(dir: &Path) -> Result<()> {
-    let mut tries = 0;
-    loop {
-        match mounts::unmount(dir) {
-            Err(Error::Command(f)) if f.stderr.contains("busy") && tries < 50 => {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-            Err(e) => return Err(e),
-            Ok(()) => break,
-        }
-    }
+    mounts::unmount_retrying(dir, std::time::Duration::from_secs(5))?;
     match std::fs::remove_dir(dir) {
         Ok(()) => Ok(()),
         Err(e)
