@@ -94,19 +94,6 @@ pub struct Policy {
     pub updated_at: Timestamp,
 }
 
-/// A policy as `policy show/list` print it.
-#[derive(Debug, Clone, Serialize)]
-pub struct PolicyView {
-    /// A container name, or `*` for all containers.
-    pub target: String,
-    pub schedule: Option<String>,
-    pub keep: String,
-    pub grid: Option<String>,
-    pub pre_hook: Option<String>,
-    pub post_hook: Option<String>,
-    pub updated_at: Timestamp,
-}
-
 impl Policy {
     fn from_record(r: &PolicyRecord) -> Result<Policy> {
         let bad = |source| Error::Parse {
@@ -128,8 +115,10 @@ impl Policy {
         })
     }
 
-    pub fn view(&self) -> PolicyView {
-        PolicyView {
+    /// The policy in its canonical texts: what is stored, and what `policy show/list`
+    /// print.
+    pub fn record(&self) -> PolicyRecord {
+        PolicyRecord {
             target: self.target.clone(),
             schedule: self.schedule.as_ref().map(Schedule::to_string),
             keep: self.retention.keep_text(),
@@ -192,16 +181,7 @@ pub fn set(store: &Store, target: &Target, c: Changes, now: &Zoned) -> Result<Po
         post_hook: cleared(c.post_hook, old.as_ref().and_then(|o| o.post_hook.clone())),
         updated_at: now.timestamp(),
     };
-    let v = policy.view();
-    store.set_policy(&PolicyRecord {
-        target: v.target,
-        schedule: v.schedule,
-        keep: v.keep,
-        grid: v.grid,
-        pre_hook: v.pre_hook,
-        post_hook: v.post_hook,
-        updated_at: v.updated_at,
-    })?;
+    store.set_policy(&policy.record())?;
     Ok(policy)
 }
 
@@ -518,7 +498,7 @@ pub struct SimEvent {
 pub struct PlanReport {
     pub container: String,
     pub at: Timestamp,
-    pub policy: PolicyView,
+    pub policy: PolicyRecord,
     /// At `at`: the snapshot that would be taken, and every snapshot kept or pruned.
     pub plan: Vec<PlanRow>,
     /// With `--simulate`: the run of the schedule from `at` on, and what is left after.
@@ -658,7 +638,7 @@ pub fn plan(
     Ok(PlanReport {
         container: name.to_string(),
         at: at.timestamp(),
-        policy: policy.view(),
+        policy: policy.record(),
         plan: rows,
         simulation,
         survivors,

@@ -7,7 +7,8 @@ use super::Ctx;
 use crate::cli::Format;
 use crate::names::ContainerName;
 use crate::output;
-use crate::policy::{self, Changes, Policy, PolicyView, Target, ALL};
+use crate::policy::{self, Changes, Policy, Target, ALL};
+use crate::state::PolicyRecord;
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
@@ -91,7 +92,7 @@ fn shown_target(t: &str) -> String {
     }
 }
 
-fn print_policy(p: &PolicyView, applies_to: Option<&str>) {
+fn print_policy(p: &PolicyRecord, applies_to: Option<&str>) {
     let mut f = vec![("policy", shown_target(&p.target))];
     if let Some(c) = applies_to {
         f.insert(0, ("container", c.to_string()));
@@ -132,8 +133,8 @@ pub fn run(ctx: &mut Ctx, cmd: PolicyCommand) -> Result<()> {
                 &now,
             )?;
             match ctx.format {
-                Format::Json => output::json(&p.view()),
-                Format::Table => print_policy(&p.view(), None),
+                Format::Json => output::json(&p.record()),
+                Format::Table => print_policy(&p.record(), None),
             }
         }
         PolicyCommand::Show { name, all } => {
@@ -153,13 +154,15 @@ pub fn run(ctx: &mut Ctx, cmd: PolicyCommand) -> Result<()> {
                 Target::All => None,
             };
             match ctx.format {
-                Format::Json => output::json(&p.view()),
-                Format::Table => print_policy(&p.view(), applies.as_deref()),
+                Format::Json => output::json(&p.record()),
+                Format::Table => print_policy(&p.record(), applies.as_deref()),
             }
         }
         PolicyCommand::List => {
-            let list: Vec<PolicyView> =
-                policy::list(&ctx.store)?.iter().map(Policy::view).collect();
+            let list: Vec<PolicyRecord> = policy::list(&ctx.store)?
+                .iter()
+                .map(Policy::record)
+                .collect();
             match ctx.format {
                 Format::Json => output::json(&list),
                 Format::Table => {

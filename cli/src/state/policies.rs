@@ -30,8 +30,9 @@ pub struct SnapshotMeta {
     pub held_at: Option<Timestamp>,
 }
 
-/// A stored policy; texts are the canonical forms `cairn-snapshots` prints.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A stored policy; texts are the canonical forms `cairn-snapshots` prints. `policy
+/// show/list` print it as it is (`--format json`: these fields).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PolicyRecord {
     /// A container name, or `*` for every container without its own policy.
     pub target: String,
