@@ -6,6 +6,7 @@
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
@@ -115,24 +116,56 @@ pub fn detach(file: &Path) -> Result<()> {
     }
     if let Some(dev) = find(file)? {
         LOSETUP.run(&[std::ffi::OsStr::new("--detach"), dev.as_os_str()])?;
-        wait_detached(file)?;
+        wait_detached(&dev, &file.canonicalize().ctx("resolve loop file", file)?)?;
     }
     Ok(())
 }
 
-/// Polls until no loop device is attached to `file`, for up to 5 s.
-fn wait_detached(file: &Path) -> Result<()> {
-    for _ in 0..100 {
-        if find(file)?.is_none() {
-            return Ok(());
+/// How long [`detach`] waits for the kernel to let a loop device go.
+const DETACH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Polls sysfs until `dev` is no longer bound to `file` (the canonical path), for up
+/// to [`DETACH_TIMEOUT`].
+fn wait_detached(dev: &Path, file: &Path) -> Result<()> {
+    let deadline = Instant::now() + DETACH_TIMEOUT;
+    while still_bound(Path::new("/sys/block"), dev, file)? {
+        if Instant::now() >= deadline {
+            return Err(still_attached(dev, file));
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(50));
     }
-    Err(Error::Busy {
-        op: "detach loop device of",
-        object: file.display().to_string(),
-        reason: "the loop device is still attached 5 s after detaching it".into(),
-    })
+    Ok(())
+}
+
+/// The error for a loop device the kernel did not let go of within [`DETACH_TIMEOUT`].
+fn still_attached(dev: &Path, file: &Path) -> Error {
+    let dev = dev.display();
+    Error::Busy {
+        op: "detach loop device",
+        object: format!("{dev} (of {})", file.display()),
+        reason: format!(
+            "{dev} is still attached {} s after detaching it: something holds it open \
+             (a mount, device-mapper, udev); see `losetup -l` and `fuser -vm {dev}`, \
+             then run the command again",
+            DETACH_TIMEOUT.as_secs()
+        ),
+    }
+}
+
+/// Whether loop device `dev` is still bound to `file`, from `<sys_block>/<loopN>/loop/`,
+/// which exists only while the device is bound. Its `backing_file` is compared too: a
+/// device freed and at once taken for another file (a concurrent `attach`) is detached
+/// as far as `file` is concerned. `losetup --list` reads the same file.
+fn still_bound(sys_block: &Path, dev: &Path, file: &Path) -> Result<bool> {
+    let Some(name) = dev.file_name() else {
+        return Ok(false);
+    };
+    let backing = sys_block.join(name).join("loop").join("backing_file");
+    match std::fs::read_to_string(&backing) {
+        Ok(text) => Ok(Path::new(text.strip_suffix('\n').unwrap_or(&text)) == file),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io("read loop device state", &backing, e)),
+    }
 }
 
 #[cfg(test)]
@@ -151,5 +184,39 @@ mod tests {
         );
         assert!(parse_losetup_list("").unwrap().is_empty());
         assert!(parse_losetup_list("{not json").is_err());
+    }
+
+    #[test]
+    fn a_device_is_bound_while_sysfs_names_its_file() {
+        let sys = tempfile::tempdir().unwrap();
+        let file = Path::new("/var/lib/cairn/pools/p1/pool.img");
+        let dev = Path::new("/dev/loop7");
+        let bound = |f: &Path| still_bound(sys.path(), dev, f).unwrap();
+        // No `loop7/loop/`: not bound (detached, or no such device).
+        assert!(!bound(file));
+        let dir = sys.path().join("loop7/loop");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("backing_file"), format!("{}\n", file.display())).unwrap();
+        assert!(bound(file));
+        // Taken for another file right after: detached as far as `file` goes.
+        assert!(!bound(Path::new("/srv/other.img")));
+        std::fs::write(
+            dir.join("backing_file"),
+            format!("{} (deleted)\n", file.display()),
+        )
+        .unwrap();
+        assert!(!bound(file));
+        assert!(!still_bound(sys.path(), Path::new("/"), file).unwrap());
+    }
+
+    #[test]
+    fn a_device_left_attached_names_itself_and_what_to_do() {
+        let e = still_attached(Path::new("/dev/loop7"), Path::new("/srv/p1.img"));
+        assert_eq!(
+            e.to_string(),
+            "detach loop device /dev/loop7 (of /srv/p1.img) is in use: /dev/loop7 is still \
+             attached 5 s after detaching it: something holds it open (a mount, device-mapper, \
+             udev); see `losetup -l` and `fuser -vm /dev/loop7`, then run the command again"
+        );
     }
 }
