@@ -173,13 +173,13 @@ pub fn rename(from: &str, to: &str) -> Result<()> {
 }
 
 /// What [`destroy_snapshot`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Destroyed {
     /// Gone (or was not there).
     Now,
-    /// Kept by clones or holds: hidden under this `:t` component, marked for deferred
-    /// destruction.
-    Deferred(String),
+    /// Kept by clones or holds: hidden under a `:t` component, marked for deferred
+    /// destruction (so no longer listed as a snapshot of its volume).
+    Deferred,
 }
 
 /// Destroys a snapshot now, or, if clones or holds keep it, hides it under a `:t` name
@@ -194,7 +194,7 @@ pub fn destroy_snapshot(full: &str) -> Result<Destroyed> {
             let hidden = format!("{ds}@{component}");
             rename(full, &hidden)?;
             destroy_deferred(&hidden)?;
-            Ok(Destroyed::Deferred(component))
+            Ok(Destroyed::Deferred)
         }
         Err(e) => Err(e),
     }

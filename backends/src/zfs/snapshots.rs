@@ -141,17 +141,14 @@ impl ZfsBackend {
             return Ok(DeleteAction::Identity);
         };
         unmount_dir(&self.snapshot_mount(v, s))?;
-        let destroyed = cli::destroy_snapshot(&e.full)?;
-        // The listing as it is now, for the clean-up: no second `zfs list`.
-        let this = |r: &SnapRow| r.dataset == e.row.dataset && r.component == e.row.component;
-        match destroyed {
-            Destroyed::Now => vol.listing.snapshots.retain(|r| !this(r)),
-            Destroyed::Deferred(hidden) => {
-                for r in vol.listing.snapshots.iter_mut().filter(|r| this(r)) {
-                    r.component = hidden.clone();
-                    r.defer_destroy = true;
-                }
-            }
+        // The listing as it is now, for the clean-up: no second `zfs list`. A snapshot
+        // ZFS keeps (hidden, destroy deferred) still counts for its dataset, and its old
+        // row plans the same repairs as the hidden one would (`repair_plan` drops only
+        // hidden rows not deferred; a listed name is never hidden), so its row stays.
+        if cli::destroy_snapshot(&e.full)? == Destroyed::Now {
+            vol.listing
+                .snapshots
+                .retain(|r| !(r.dataset == e.row.dataset && r.component == e.row.component));
         }
         self.repair_container(&vol.container, &vol.listing)?;
         Ok(DeleteAction::Deleted)
