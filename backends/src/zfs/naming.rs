@@ -9,7 +9,7 @@
 //! `:t` are the driver's own hidden objects (a clone's origin snapshot, a snapshot
 //! waiting for its clones to go): no cairn name encodes to them (`t` is not a hex digit).
 
-use crate::names::{SnapshotName, VolumeName};
+use crate::names::{state_dir_hash, SnapshotName, VolumeName};
 
 /// The longest component we make: keeps `<root>/volumes/<vol>/h.<id>@<snap>` under
 /// ZFS's 255 bytes for roots up to ~100 bytes.
@@ -158,6 +158,5 @@ pub fn zpool_name(pool: &str, state_dir: &std::path::Path) -> String {
         .take(40)
         .map(|b| b as char)
         .collect();
-    let hash = blake3::hash(state_dir.as_os_str().as_encoded_bytes());
-    format!("cairn-{clean}-{}", &hash.to_hex()[..8])
+    format!("cairn-{clean}-{}", state_dir_hash(state_dir))
 }
