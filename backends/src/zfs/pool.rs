@@ -7,40 +7,12 @@ use std::path::Path;
 use super::cli::{self, says};
 use super::naming::{self, HIDDEN};
 use super::parse::{Listing, SnapRow, SpaceRow};
-use super::{ZfsBackend, MANAGED};
+use super::{ZfsBackend, DRIVER, MANAGED};
 use crate::backend::PoolSource;
-use crate::cmd::BLKID;
 use crate::error::{Error, IoContext, Kind, Result};
 use crate::revert::Revert;
 use crate::types::{CreateAction, DeleteAction, Usage};
-use crate::{loopdev, mounts};
-
-/// What `blkid -p` finds on a device or file (`None`: nothing it knows).
-fn probe(path: &Path) -> Result<Option<String>> {
-    match BLKID.run(&[
-        "-p".as_ref(),
-        "-o".as_ref(),
-        "export".as_ref(),
-        path.as_os_str(),
-    ]) {
-        Ok(out) => Ok(out
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .find(|(k, _)| *k == "TYPE" || *k == "PTTYPE")
-            .map(|(k, v)| {
-                format!(
-                    "{}{v}",
-                    if k == "PTTYPE" {
-                        "partition table "
-                    } else {
-                        ""
-                    }
-                )
-            })),
-        Err(Error::Command(f)) if f.status == "exit status 2" => Ok(None),
-        Err(e) => Err(e),
-    }
-}
+use crate::{loopdev, mounts, probe};
 
 /// Unmounts whatever is mounted at `dir` (retrying while busy for up to 5 s) and
 /// removes the empty directory. Idempotent.
@@ -96,6 +68,15 @@ impl ZfsBackend {
              (--source POOL/DATASET), not a directory"
                 .into(),
         )
+    }
+
+    /// Fails for sources this driver cannot use, before any zfs command runs (so the
+    /// user learns what source to pass even where zfs is missing).
+    fn check_source(&self, op: &'static str) -> Result<()> {
+        match &self.spec.source {
+            PoolSource::StateDir | PoolSource::Directory { .. } => Err(self.wrong_source(op)),
+            _ => Ok(()),
+        }
     }
 
     /// Fails unless the root dataset is there and ours: `zfs get`, which tells a value set
@@ -169,6 +150,7 @@ impl ZfsBackend {
     }
 
     pub(super) fn do_create_pool(&self) -> Result<CreateAction<()>> {
+        self.check_source("create pool")?;
         cli::check_available()?;
         Revert::new().run(|rv| self.create_inner(rv))
     }
@@ -216,17 +198,7 @@ impl ZfsBackend {
                 if let Some(a) = self.existing_zpool(path)? {
                     return Ok(a);
                 }
-                if let Some(sig) = probe(path)? {
-                    if !force {
-                        return Err(self.invalid(
-                            "create pool",
-                            format!(
-                                "{} holds a {sig} signature; pass --force to overwrite it",
-                                path.display()
-                            ),
-                        ));
-                    }
-                }
+                probe::refuse_unless_forced(path, *force, DRIVER)?;
                 self.zpool_create(path, *force, rv)?;
                 self.make_root(false, rv)?;
                 Ok(CreateAction::Created(()))
@@ -359,6 +331,7 @@ impl ZfsBackend {
     }
 
     pub(super) fn do_mount_pool(&self) -> Result<()> {
+        self.check_source("mount pool")?;
         cli::check_available()?;
         match &self.spec.source {
             PoolSource::Device { path, .. } | PoolSource::LoopFile { path, .. } => {
@@ -478,6 +451,7 @@ impl ZfsBackend {
     }
 
     pub(super) fn do_delete_pool(&self) -> Result<DeleteAction> {
+        self.check_source("delete pool")?;
         cli::check_available()?;
         let present = match &self.spec.source {
             PoolSource::Device { path, .. } | PoolSource::LoopFile { path, .. } => {

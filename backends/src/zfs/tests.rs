@@ -53,6 +53,14 @@ fn zpool_names_are_valid_and_distinct_per_state_dir() {
     let b = naming::zpool_name("cairn-test-p1", "/tmp/b/p1-state".as_ref());
     assert_ne!(a, b);
     assert!(a.starts_with("cairn-cairn-test-p1-"));
+    // zpools already on disk carry this name: the hash must stay blake3 of the path.
+    assert_eq!(
+        a,
+        format!(
+            "cairn-cairn-test-p1-{}",
+            &blake3::hash(b"/tmp/a/p1-state").to_hex()[..8]
+        )
+    );
     let odd = naming::zpool_name("ünï%", "/x".as_ref());
     assert!(
         odd.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
@@ -403,6 +411,28 @@ fn repair_plan_rolls_an_interrupted_restore_forward() {
 }
 
 #[test]
+fn a_deferred_snapshot_plans_the_same_repairs_under_its_old_row() {
+    // `do_delete_snapshot` keeps the row of a snapshot ZFS hid and deferred rather than
+    // rewriting it: the plan must not tell the two apart.
+    use super::pool::{repair_plan, Repair};
+    let c = "tank/cairn/volumes/web";
+    let kids = names(c, &["h.1", "live", "new.2"]);
+    for ds in ["h.1", "live", "new.2"] {
+        let ds = format!("{c}/{ds}");
+        let old = [snap_row(&ds, "s1", false)];
+        let hidden = [snap_row(&ds, ":tdel.9", true)];
+        let plan = repair_plan(c, &kids, &old);
+        assert_eq!(plan, repair_plan(c, &kids, &hidden), "{ds}");
+        assert!(
+            !plan.iter().any(|r| matches!(r, Repair::DropHidden(_))),
+            "{ds}"
+        );
+    }
+    // The names listed (so deletable) never look hidden.
+    assert_eq!(naming::name_of(":tdel.9", Some(":tdel.9")), None);
+}
+
+#[test]
 fn only_no_such_pool_means_the_zpool_is_absent() {
     use super::pool::import_outcome;
     use crate::cmd::CommandFailure;
@@ -432,18 +462,35 @@ fn only_no_such_pool_means_the_zpool_is_absent() {
 
 #[test]
 fn a_directory_source_is_refused_with_the_sources_that_work() {
-    use crate::backend::{PoolSource, PoolSpec};
-    let b = super::ZfsBackend::new(PoolSpec {
-        name: "p1".parse().unwrap(),
-        source: PoolSource::Directory {
+    // Refused before any zfs command runs: this passes on a host without zfs too.
+    use crate::backend::{Backend, PoolSource, PoolSpec};
+    let tmp = tempfile::tempdir().unwrap();
+    let state_dir = tmp.path().join("p1-state");
+    for source in [
+        PoolSource::Directory {
             path: "/srv/p1".into(),
         },
-        state_dir: "/srv/cairn/p1".into(),
-    });
-    for op in ["create pool", "mount pool", "delete pool"] {
-        let msg = b.wrong_source(op).to_string();
-        for hint in ["/dev/DISK", "FILE --size", "POOL/DATASET", op] {
-            assert!(msg.contains(hint), "{msg}");
+        PoolSource::StateDir,
+    ] {
+        let b = super::ZfsBackend::new(PoolSpec {
+            name: "p1".parse().unwrap(),
+            source,
+            state_dir: state_dir.clone(),
+        });
+        let results = [
+            ("create pool", b.create_pool().map(drop)),
+            ("mount pool", b.mount_pool()),
+            ("delete pool", b.delete_pool().map(drop)),
+        ];
+        for (op, res) in results {
+            let msg = res.expect_err(op).to_string();
+            for hint in ["/dev/DISK", "FILE --size", "POOL/DATASET", op] {
+                assert!(msg.contains(hint), "{msg}");
+            }
         }
+        assert!(
+            !state_dir.exists(),
+            "a refused create made the state directory"
+        );
     }
 }
