@@ -265,7 +265,7 @@ impl LvmBackend {
     fn find_volume(&self, lvs: &[Lv], v: &VolumeName) -> Result<Lv> {
         let name = self.vol_lv(v);
         lvs.iter()
-            .find(|l| l.name == name && l.tag_value(naming::KEY_SNAPSHOT).is_none())
+            .find(|l| l.name == name && !l.is_snapshot())
             .cloned()
             .ok_or_else(|| Error::not_found(Kind::Volume, v))
     }
@@ -273,7 +273,7 @@ impl LvmBackend {
     fn find_snapshot(&self, lvs: &[Lv], v: &VolumeName, s: &SnapshotName) -> Result<Lv> {
         let name = self.snap_lv(v, s);
         lvs.iter()
-            .find(|l| l.name == name && l.tag_value(naming::KEY_SNAPSHOT).is_some())
+            .find(|l| l.name == name && l.is_snapshot())
             .cloned()
             .ok_or_else(|| Error::not_found(Kind::Snapshot, format!("{v}/{s}")))
     }

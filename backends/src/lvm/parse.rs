@@ -4,10 +4,12 @@
 
 use serde::Deserialize;
 
+use super::naming;
 use crate::error::{Error, Result};
+use crate::names::{SnapshotName, VolumeName};
 
 /// The `-o` fields asked of `lvs`; [`parse_lvs`] reads exactly these.
-pub const LVS_FIELDS: &str = "lv_name,vg_name,lv_attr,lv_size,segtype,data_percent,metadata_percent,thin_id,lv_active,lv_uuid,lv_tags";
+pub const LVS_FIELDS: &str = "lv_name,lv_attr,lv_size,segtype,data_percent,metadata_percent,thin_id,lv_active,lv_uuid,lv_tags";
 /// The `-o` fields asked of `vgs`; [`parse_vgs`] reads exactly these.
 pub const VGS_FIELDS: &str = "vg_name,vg_tags";
 /// The `-o` fields asked of `pvs`; [`parse_pvs`] reads exactly these.
@@ -17,7 +19,6 @@ pub const PVS_FIELDS: &str = "pv_name,vg_name";
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lv {
     pub name: String,
-    pub vg: String,
     /// The 10-character attribute string (`Vwi-aotz-k`).
     pub attr: String,
     pub size: u64,
@@ -43,6 +44,23 @@ impl Lv {
         self.tags
             .iter()
             .find_map(|t| t.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
+    }
+    /// Whether the LV is a snapshot: it has a `cairn-s=` tag (valid or not).
+    pub fn is_snapshot(&self) -> bool {
+        self.tag_value(naming::KEY_SNAPSHOT).is_some()
+    }
+    /// The volume its `cairn-v=` tag names, if the tag is there and decodes to a valid name.
+    pub fn volume_name(&self) -> Option<VolumeName> {
+        naming::decode(self.tag_value(naming::KEY_VOLUME)?)?
+            .parse()
+            .ok()
+    }
+    /// The snapshot its `cairn-s=` tag names, if the tag is there and decodes to a valid
+    /// name.
+    pub fn snapshot_name(&self) -> Option<SnapshotName> {
+        naming::decode(self.tag_value(naming::KEY_SNAPSHOT)?)?
+            .parse()
+            .ok()
     }
     /// Attribute 2 (permissions) is `r` for a read-only LV.
     pub fn read_only(&self) -> bool {
@@ -91,7 +109,6 @@ struct PvSection {
 #[derive(Deserialize)]
 struct RawLv {
     lv_name: String,
-    vg_name: String,
     lv_attr: String,
     lv_size: String,
     segtype: String,
@@ -177,7 +194,6 @@ pub fn parse_lvs(json: &str) -> Result<Vec<Lv>> {
                 uuid: r.lv_uuid,
                 tags: tags(&r.lv_tags),
                 name: r.lv_name,
-                vg: r.vg_name,
                 attr: r.lv_attr,
                 segtype: r.segtype,
             });
@@ -385,7 +401,6 @@ mod tests {
         assert_eq!(snap.data_percent, None);
         let vol = lvs.iter().find(|l| l.name == "vol").unwrap();
         assert!(vol.active && vol.tags.is_empty());
-        assert_eq!(vol.vg, "cairnvg");
     }
 
     #[test]

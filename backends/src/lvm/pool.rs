@@ -49,14 +49,11 @@ struct Tagged<'a> {
 
 /// The volume and snapshot an LV's tags name, if they decode to valid names.
 fn tagged(lv: &Lv) -> Option<Tagged<'_>> {
-    let volume = lv
-        .tag_value(naming::KEY_VOLUME)
-        .and_then(naming::decode)?
-        .parse()
-        .ok()?;
-    let snapshot = match lv.tag_value(naming::KEY_SNAPSHOT) {
-        None => None,
-        Some(s) => Some(naming::decode(s)?.parse().ok()?),
+    let volume = lv.volume_name()?;
+    let snapshot = if lv.is_snapshot() {
+        Some(lv.snapshot_name()?)
+    } else {
+        None
     };
     Some(Tagged {
         lv,
@@ -315,14 +312,10 @@ impl LvmBackend {
             ..LeftoverPlan::default()
         };
         for lv in lvs.iter().filter(|l| !doomed.contains(&l.name)) {
-            let Some(v) = lv
-                .tag_value(naming::KEY_VOLUME)
-                .and_then(naming::decode)
-                .and_then(|v| v.parse().ok())
-            else {
+            let Some(v) = lv.volume_name() else {
                 continue;
             };
-            if lv.tag_value(naming::KEY_SNAPSHOT).is_some() || lv.name != self.restore_lv("o", &v) {
+            if lv.is_snapshot() || lv.name != self.restore_lv("o", &v) {
                 continue;
             }
             let vol = self.vol_lv(&v);

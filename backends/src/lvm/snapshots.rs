@@ -13,10 +13,7 @@ use crate::types::{DeleteAction, SnapshotInfo};
 
 impl LvmBackend {
     pub(super) fn info_of(&self, volume: &VolumeName, lv: &Lv) -> Option<SnapshotInfo> {
-        let name = lv
-            .tag_value(naming::KEY_SNAPSHOT)
-            .and_then(naming::decode)
-            .and_then(|n| n.parse::<SnapshotName>().ok())?;
+        let name = lv.snapshot_name()?;
         // A snapshot is read-only once finished (a receive writes a writable one first).
         (lv.name == self.snap_lv(volume, &name) && lv.read_only()).then(|| SnapshotInfo {
             volume: volume.clone(),

@@ -28,10 +28,9 @@ fn snap(s: &str) -> SnapshotName {
     s.parse().unwrap()
 }
 
-fn lv(b: &LvmBackend, name: &str, attr: &str, tags: &[String]) -> Lv {
+fn lv(name: &str, attr: &str, tags: &[String]) -> Lv {
     Lv {
         name: name.to_string(),
-        vg: b.vg.clone(),
         attr: attr.to_string(),
         size: 1 << 30,
         segtype: "thin".into(),
@@ -60,7 +59,6 @@ fn thin_pool(b: &LvmBackend, data: f64, meta: f64) -> Lv {
         metadata_percent: Some(meta),
         active: true,
         ..lv(
-            b,
             &b.thin_pool,
             "",
             &[naming::TAG.to_string(), b.pool_tag.clone()],
@@ -83,42 +81,36 @@ fn report(b: &LvmBackend) -> Vec<Lv> {
     vec![
         thin_pool(b, 40.0, 10.0),
         lv(
-            b,
             &b.vol_lv(&web),
             "Vwi-a-tz--",
             &tags(b, "web", None, 5, false),
         ),
         lv(
-            b,
             &b.snap_lv(&web, &snap("s2")),
             "Vri---tz-k",
             &tags(b, "web", Some("s2"), 20, false),
         ),
         lv(
-            b,
             &b.snap_lv(&web, &snap("s1")),
             "Vri---tz-k",
             &tags(b, "web", Some("s1"), 10, false),
         ),
         lv(
-            b,
             &b.snap_lv(&web, &snap("s3")),
             "Vwi---tz-k",
             &tags(b, "web", Some("s3"), 30, true),
         ),
         lv(
-            b,
             &b.restore_lv("n", &web),
             "Vwi---tz--",
             &tags(b, "web", None, 5, true),
         ),
         lv(
-            b,
             &other.vol_lv(&vol("db")),
             "Vwi---tz--",
             &tags(&other, "db", None, 1, false),
         ),
-        lv(b, "home", "-wi-ao----", &[]),
+        lv("home", "-wi-ao----", &[]),
     ]
 }
 
@@ -192,12 +184,12 @@ fn only_our_incomplete_lvs_are_cleared_out_of_the_way() {
         std::slice::from_ref(&new)
     );
     let mut all2 = all.clone();
-    all2.push(lv(&b, &old, "Vwi---tz--", &tags(&b, "web", None, 5, false)));
+    all2.push(lv(&old, "Vwi---tz--", &tags(&b, "web", None, 5, false)));
     assert_eq!(
         b.restore_stale(&all2, &new, &old),
         std::slice::from_ref(&new)
     );
-    all2.push(lv(&b, &old, "Vwi---tz--", &tags(&b, "web", None, 5, true)));
+    all2.push(lv(&old, "Vwi---tz--", &tags(&b, "web", None, 5, true)));
     assert_eq!(b.restore_stale(&all2, &new, &old), [new, old]);
 }
 
@@ -226,27 +218,23 @@ fn leftover_plan_removes_incomplete_lvs_and_settles_restores() {
     let (web, mail, app) = (vol("web"), vol("mail"), vol("app"));
     // web: a finished restore (v- exists): its old LV goes.
     all.push(lv(
-        &b,
         &b.restore_lv("o", &web),
         "Vwi---tz--",
         &tags(&b, "web", None, 5, false),
     ));
     // mail: interrupted after the volume was renamed away: renamed back.
     all.push(lv(
-        &b,
         &b.restore_lv("o", &mail),
         "Vwi---tz--",
         &tags(&b, "mail", None, 1, false),
     ));
     // app: interrupted after the new LV took the name, before it was completed.
     all.push(lv(
-        &b,
         &b.vol_lv(&app),
         "Vwi---tz--",
         &tags(&b, "app", None, 2, true),
     ));
     all.push(lv(
-        &b,
         &b.restore_lv("o", &app),
         "Vwi---tz--",
         &tags(&b, "app", None, 2, false),
@@ -319,13 +307,11 @@ fn pools_of_one_name_on_one_thin_pool_stay_apart() {
     let all = vec![
         pool,
         lv(
-            &a,
             &a.vol_lv(&web),
             "Vwi---tz--",
             &tags(&a, "web", None, 1, false),
         ),
         lv(
-            &b,
             &b.vol_lv(&web),
             "Vwi---tz--",
             &tags(&b, "web", None, 2, true),
@@ -347,7 +333,6 @@ fn web_pool(b: &LvmBackend) -> Vec<Lv> {
     let mut all = vec![
         thin_pool(b, 10.0, 1.0),
         lv(
-            b,
             &b.vol_lv(&web),
             "Vwi---tz--",
             &tags(b, "web", None, 1, false),
@@ -355,12 +340,7 @@ fn web_pool(b: &LvmBackend) -> Vec<Lv> {
     ];
     for (s, ns) in [("s1", 2), ("s2", 3)] {
         let name = b.snap_lv(&web, &snap(s));
-        all.push(lv(
-            b,
-            &name,
-            "Vri---tz-k",
-            &tags(b, "web", Some(s), ns, false),
-        ));
+        all.push(lv(&name, "Vri---tz-k", &tags(b, "web", Some(s), ns, false)));
     }
     all
 }
@@ -424,10 +404,7 @@ fn a_rename_cut_short_before_the_retag_is_finished_from_the_lv_names() {
     assert!(plan.undo_rename.is_empty());
     // Another volume's, between them in the VG's order: each settled once.
     let db = b.vol_lv(&vol("db2"));
-    all.insert(
-        2,
-        lv(&b, &db, "Vwi---tz--", &tags(&b, "db", None, 4, false)),
-    );
+    all.insert(2, lv(&db, "Vwi---tz--", &tags(&b, "db", None, 4, false)));
     let plan = b.leftover_plan(&all);
     let mut want = retags(&[db], naming::KEY_VOLUME, "db", "db2");
     want.extend(retags(&new, naming::KEY_VOLUME, "web", "www"));
@@ -511,10 +488,40 @@ fn a_snapshot_rename_cut_short_is_finished_or_undone() {
     assert!(plan.retag.is_empty());
     // Never onto a name another LV has taken since.
     all.push(lv(
-        &b,
         &s1,
         "Vri---tz-k",
         &tags(&b, "web", Some("s1"), 9, false),
     ));
     assert_eq!(b.leftover_plan(&all), LeftoverPlan::default());
+}
+
+#[test]
+fn tags_decode_to_the_names_they_carry() {
+    let b = backend();
+    let v = lv("x", "Vwi-a-tz--", &tags(&b, "a%b", None, 1, false));
+    assert_eq!(v.volume_name(), Some(vol("a%b")));
+    assert_eq!((v.snapshot_name(), v.is_snapshot()), (None, false));
+    let s = lv("y", "Vri-a-tz-k", &tags(&b, "web", Some("ünï"), 1, false));
+    assert_eq!(s.volume_name(), Some(vol("web")));
+    assert_eq!(s.snapshot_name(), Some(snap("ünï")));
+    assert!(s.is_snapshot());
+    // A tag that does not decode, or decodes to an invalid name, names nothing; a
+    // snapshot tag still marks a snapshot.
+    for bad in ["a_zz", "a-b", "_2fx", ""] {
+        let l = lv(
+            "z",
+            "Vri-a-tz-k",
+            &[
+                format!("{}={bad}", naming::KEY_VOLUME),
+                format!("{}={bad}", naming::KEY_SNAPSHOT),
+            ],
+        );
+        assert_eq!((l.volume_name(), l.snapshot_name()), (None, None), "{bad}");
+        assert!(l.is_snapshot(), "{bad}");
+    }
+    let untagged = lv("w", "Vwi-a-tz--", &[]);
+    assert_eq!(
+        (untagged.volume_name(), untagged.is_snapshot()),
+        (None, false)
+    );
 }

@@ -175,9 +175,7 @@ impl LvmBackend {
             return Ok(DeleteAction::Identity);
         }
         // Snapshots first: a crash in between leaves the volume, never orphans.
-        let (snaps, vols): (Vec<Lv>, Vec<Lv>) = ours
-            .into_iter()
-            .partition(|l| l.tag_value(naming::KEY_SNAPSHOT).is_some());
+        let (snaps, vols): (Vec<Lv>, Vec<Lv>) = ours.into_iter().partition(|l| l.is_snapshot());
         self.remove_lvs(&snaps.into_iter().map(|l| l.name).collect::<Vec<_>>())?;
         self.remove_lvs(&vols.into_iter().map(|l| l.name).collect::<Vec<_>>())?;
         let _ = std::fs::remove_dir(self.vol_mnt(name));
@@ -304,14 +302,10 @@ impl LvmBackend {
     pub(super) fn volumes_in(&self, live: &[Lv]) -> Vec<VolumeInfo> {
         let mut out = Vec::new();
         for lv in live {
-            if lv.tag_value(naming::KEY_SNAPSHOT).is_some() {
+            if lv.is_snapshot() {
                 continue;
             }
-            let Some(name) = lv
-                .tag_value(naming::KEY_VOLUME)
-                .and_then(naming::decode)
-                .and_then(|n| n.parse::<VolumeName>().ok())
-            else {
+            let Some(name) = lv.volume_name() else {
                 continue;
             };
             // Only the LV that has the volume's name (not a restore's old or new one).
