@@ -341,19 +341,19 @@ fn hash_file(path: &Path, md: &std::fs::Metadata) -> Result<String> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
         .open(path)
         .ctx("open to hash", path)?;
-    let h = hash_fd(&f, md).ctx("read to hash", path)?;
+    let h = hash_fd(&f, md.len(), md.blocks()).ctx("read to hash", path)?;
     Ok(h.to_hex().to_string())
 }
 
-/// The content hash (module doc) of the open file `f` whose metadata is `md`: its first
-/// `md.len()` bytes, holes skipped, all-zero blocks fed as one byte. Equal hashes mean
-/// equal content whatever the hole layout.
-pub(crate) fn hash_fd(f: &std::fs::File, md: &std::fs::Metadata) -> std::io::Result<blake3::Hash> {
+/// The content hash (module doc) of the open file `f`, whose `stat` gives `size` (bytes)
+/// and `blocks` (512-byte units allocated): its first `size` bytes, holes skipped,
+/// all-zero blocks fed as one byte. Equal hashes mean equal content whatever the hole
+/// layout.
+pub(crate) fn hash_fd(f: &std::fs::File, size: u64, blocks: u64) -> std::io::Result<blake3::Hash> {
     use std::os::unix::fs::FileExt;
     use std::os::unix::io::AsRawFd;
-    let size = md.len();
     // Only a file with fewer blocks than bytes can have holes worth looking for.
-    let maybe_sparse = md.blocks().saturating_mul(512) < size;
+    let maybe_sparse = blocks.saturating_mul(512) < size;
     let seek = |off: u64, whence: libc::c_int| -> Option<u64> {
         // SAFETY: lseek on a descriptor the caller holds open; no memory is passed.
         let r = unsafe { libc::lseek(f.as_raw_fd(), off as libc::off_t, whence) };

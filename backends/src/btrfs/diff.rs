@@ -224,138 +224,15 @@ mod tests {
     fn reads_a_captured_stream() {
         let s = include_bytes!("../../tests/fixtures/btrfs-send-small.stream");
         let c = candidates(s).unwrap();
-        assert!(!c.paths.is_empty());
-    }
-
-    /// A btrfs pool on a loop file, for tests that need real `btrfs send` streams.
-    /// Unmounted (and its loop device detached) on drop.
-    struct LoopPool {
-        backend: BtrfsBackend,
-        _dir: tempfile::TempDir,
-    }
-
-    impl LoopPool {
-        /// `None` (after printing why, or panicking when `CAIRN_REQUIRE` has `loop`) when
-        /// this machine cannot run loop tests.
-        fn new(test: &str) -> Option<LoopPool> {
-            let missing = if !nix::unistd::geteuid().is_root() {
-                Some("not running as root".to_string())
-            } else if !Path::new("/dev/loop-control").exists() {
-                Some("no loop devices (/dev/loop-control)".to_string())
-            } else {
-                [
-                    crate::cmd::BTRFS,
-                    crate::cmd::MKFS_BTRFS,
-                    crate::cmd::LOSETUP,
-                ]
-                .iter()
-                .find_map(|t| t.resolve().err().map(|e| e.to_string()))
-            };
-            if !crate::testing::require(test, "loop", missing) {
-                return None;
-            }
-            let dir = tempfile::Builder::new()
-                .prefix("cairn-btrfs-diff-")
-                .suffix("-cairntest")
-                .tempdir()
-                .unwrap();
-            let backend = BtrfsBackend::new(crate::backend::PoolSpec {
-                name: "diff-cairntest".parse().unwrap(),
-                source: crate::backend::PoolSource::LoopFile {
-                    path: dir.path().join("pool.img"),
-                    size: crate::types::Bytes(256 << 20),
-                },
-                state_dir: dir.path().join("state"),
-            });
-            crate::Backend::create_pool(&backend).unwrap();
-            Some(LoopPool { backend, _dir: dir })
-        }
-    }
-
-    impl Drop for LoopPool {
-        fn drop(&mut self) {
-            if let Err(e) = crate::Backend::unmount_pool(&self.backend) {
-                eprintln!("unmounting the test pool: {e}");
-            }
-        }
-    }
-
-    fn summary(d: &TreeDiff) -> Vec<String> {
-        d.changes
-            .iter()
-            .map(|c| {
-                let what: Vec<&str> = c.changes.iter().map(|w| w.as_str()).collect();
-                format!(
-                    "{} {} {}",
-                    c.status.as_str(),
-                    c.display_path(),
-                    what.join(",")
-                )
-                .trim_end()
-                .to_string()
-            })
-            .collect()
-    }
-
-    /// A send stream names an inode by one of its paths: the other names of a changed
-    /// multiply-linked file must still be reported, as the walk reports them.
-    #[test]
-    fn loop_btrfs_diff_reports_every_name_of_a_changed_hard_link() {
-        use crate::Backend;
-        let Some(pool) = LoopPool::new("loop_btrfs_diff_reports_every_name_of_a_changed_hard_link")
-        else {
-            return;
+        // The file is made under its orphan name and renamed into place (both ends are
+        // subtree candidates, both touched); the root is named only by metadata commands.
+        let want = Candidates {
+            paths: [("", false), ("hello.txt", true), ("o257-7-0", true)]
+                .map(|(p, sub)| (PathBuf::from(p), sub))
+                .into(),
+            touched: ["hello.txt", "o257-7-0"].map(PathBuf::from).into(),
+            renames: true,
         };
-        let b = &pool.backend;
-        let v: VolumeName = "links".parse().unwrap();
-        let (s1, s2) = ("s1".parse().unwrap(), "s2".parse().unwrap());
-        b.create_volume(&v).unwrap();
-        let root = b.mount_volume(&v).unwrap();
-        for d in ["usr", "lib"] {
-            std::fs::create_dir(root.join(d)).unwrap();
-        }
-        std::fs::write(root.join("usr/a"), b"#!/bin/sh\n").unwrap();
-        std::fs::hard_link(root.join("usr/a"), root.join("usr/b")).unwrap();
-        std::fs::write(root.join("lib/x"), b"x").unwrap();
-        std::fs::hard_link(root.join("lib/x"), root.join("lib/y")).unwrap();
-        std::fs::hard_link(root.join("lib/x"), root.join("lib/z")).unwrap();
-        b.create_snapshot(&v, &s1).unwrap();
-        // Rewritten through its second name; one of three names removed.
-        std::fs::write(root.join("usr/b"), b"#!/bin/bash\n").unwrap();
-        // The kernel's coarse clock can give the rewrite the creation's mtime: set one
-        // that differs, so the expected "mtime" does not depend on timing.
-        std::fs::File::options()
-            .write(true)
-            .open(root.join("usr/b"))
-            .unwrap()
-            .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000))
-            .unwrap();
-        std::fs::remove_file(root.join("lib/z")).unwrap();
-        b.create_snapshot(&v, &s2).unwrap();
-
-        let (p1, p2) = (
-            b.snapshot_path(&v, &s1).unwrap(),
-            b.snapshot_path(&v, &s2).unwrap(),
-        );
-        let walked = walk(&p1, &p2).unwrap();
-        for want in [
-            "modified /usr/a content,mtime",
-            "modified /usr/b content,mtime",
-            "modified /lib/x links",
-            "modified /lib/y links",
-            "deleted /lib/z",
-        ] {
-            assert!(
-                summary(&walked).iter().any(|l| l == want),
-                "walk: {want:?} missing from {:#?}",
-                summary(&walked)
-            );
-        }
-        let d = b
-            .diff(&v, DiffSide::Snapshot(&s1), DiffSide::Snapshot(&s2))
-            .unwrap();
-        assert_eq!(summary(&d), summary(&walked));
-        let live = b.diff(&v, DiffSide::Snapshot(&s1), DiffSide::Live).unwrap();
-        assert_eq!(summary(&live), summary(&walked));
+        assert_eq!(c, want);
     }
 }

@@ -10,6 +10,8 @@ use tempfile::TempDir;
 use super::*;
 use crate::backend::PoolSource;
 use crate::cmd::{LOSETUP, MKFS_BTRFS};
+use crate::diff::tests::summary;
+use crate::diff::DiffSide;
 use crate::types::Bytes;
 use crate::{loopdev, mounts};
 
@@ -29,8 +31,13 @@ fn missing_requirement() -> Option<&'static str> {
     }
 }
 
-fn loop_available(test: &str) -> bool {
-    crate::testing::require(test, "loop", missing_requirement().map(String::from))
+/// Whether the running test can use loop devices ([`crate::testing::require`]).
+fn loop_available() -> bool {
+    crate::testing::require(
+        &crate::testing::current_test(),
+        "loop",
+        missing_requirement().map(String::from),
+    )
 }
 
 /// A btrfs pool on a loop file in a temp dir; unmounted and detached on drop.
@@ -107,7 +114,7 @@ fn hash_tree(root: &Path) -> BTreeMap<PathBuf, String> {
 
 #[test]
 fn loop_btrfs_loop_pool_survives_unmount_and_remount() {
-    if !loop_available("loop_btrfs_loop_pool_survives_unmount_and_remount") {
+    if !loop_available() {
         return;
     }
     let pool = LoopPool::new("remount");
@@ -142,7 +149,7 @@ fn loop_btrfs_loop_pool_survives_unmount_and_remount() {
 
 #[test]
 fn loop_btrfs_directory_not_on_btrfs_is_refused() {
-    if !loop_available("loop_btrfs_directory_not_on_btrfs_is_refused") {
+    if !loop_available() {
         return;
     }
     let dir = tempfile::Builder::new()
@@ -173,7 +180,7 @@ fn loop_btrfs_directory_not_on_btrfs_is_refused() {
 
 #[test]
 fn loop_btrfs_nested_subvolume_does_not_break_snapshot_or_delete() {
-    if !loop_available("loop_btrfs_nested_subvolume_does_not_break_snapshot_or_delete") {
+    if !loop_available() {
         return;
     }
     let pool = LoopPool::new("nested");
@@ -218,7 +225,7 @@ fn loop_btrfs_nested_subvolume_does_not_break_snapshot_or_delete() {
 
 #[test]
 fn loop_btrfs_full_and_incremental_send_receive_into_second_pool() {
-    if !loop_available("loop_btrfs_full_and_incremental_send_receive_into_second_pool") {
+    if !loop_available() {
         return;
     }
     let (a, b) = (LoopPool::new("send-a"), LoopPool::new("send-b"));
@@ -276,7 +283,7 @@ fn loop_btrfs_full_and_incremental_send_receive_into_second_pool() {
 
 #[test]
 fn loop_btrfs_truncated_receive_leaves_no_snapshot() {
-    if !loop_available("loop_btrfs_truncated_receive_leaves_no_snapshot") {
+    if !loop_available() {
         return;
     }
     let (a, b) = (LoopPool::new("trunc-a"), LoopPool::new("trunc-b"));
@@ -340,7 +347,7 @@ fn missing_tool_child() {
 
 #[test]
 fn loop_btrfs_missing_btrfs_tool_is_named_and_nothing_is_made() {
-    if !loop_available("loop_btrfs_missing_btrfs_tool_is_named_and_nothing_is_made") {
+    if !loop_available() {
         return;
     }
     let dir = tempfile::Builder::new()
@@ -372,4 +379,65 @@ fn loop_btrfs_missing_btrfs_tool_is_named_and_nothing_is_made() {
         "a loop file was made"
     );
     assert!(!dir.path().join("state").exists(), "a state dir was made");
+}
+
+/// A send stream names an inode by one of its paths: the other names of a changed
+/// multiply-linked file must still be reported, as the walk reports them.
+#[test]
+fn loop_btrfs_diff_reports_every_name_of_a_changed_hard_link() {
+    if !loop_available() {
+        return;
+    }
+    let pool = LoopPool::new("diff");
+    let b = &pool.backend;
+    let v = vol("links");
+    let (s1, s2) = (snap("s1"), snap("s2"));
+    b.create_volume(&v).unwrap();
+    let root = b.mount_volume(&v).unwrap();
+    for d in ["usr", "lib"] {
+        std::fs::create_dir(root.join(d)).unwrap();
+    }
+    std::fs::write(root.join("usr/a"), b"#!/bin/sh\n").unwrap();
+    std::fs::hard_link(root.join("usr/a"), root.join("usr/b")).unwrap();
+    std::fs::write(root.join("lib/x"), b"x").unwrap();
+    std::fs::hard_link(root.join("lib/x"), root.join("lib/y")).unwrap();
+    std::fs::hard_link(root.join("lib/x"), root.join("lib/z")).unwrap();
+    b.create_snapshot(&v, &s1).unwrap();
+    // Rewritten through its second name; one of three names removed.
+    std::fs::write(root.join("usr/b"), b"#!/bin/bash\n").unwrap();
+    // The kernel's coarse clock can give the rewrite the creation's mtime: set one
+    // that differs, so the expected "mtime" does not depend on timing.
+    std::fs::File::options()
+        .write(true)
+        .open(root.join("usr/b"))
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000))
+        .unwrap();
+    std::fs::remove_file(root.join("lib/z")).unwrap();
+    b.create_snapshot(&v, &s2).unwrap();
+
+    let (p1, p2) = (
+        b.snapshot_path(&v, &s1).unwrap(),
+        b.snapshot_path(&v, &s2).unwrap(),
+    );
+    let walked = crate::diff::walk(&p1, &p2).unwrap();
+    for want in [
+        "modified file /usr/a content,mtime",
+        "modified file /usr/b content,mtime",
+        "modified file /lib/x links",
+        "modified file /lib/y links",
+        "deleted file /lib/z",
+    ] {
+        assert!(
+            summary(&walked).iter().any(|l| l == want),
+            "walk: {want:?} missing from {:#?}",
+            summary(&walked)
+        );
+    }
+    let d = b
+        .diff(&v, DiffSide::Snapshot(&s1), DiffSide::Snapshot(&s2))
+        .unwrap();
+    assert_eq!(summary(&d), summary(&walked));
+    let live = b.diff(&v, DiffSide::Snapshot(&s1), DiffSide::Live).unwrap();
+    assert_eq!(summary(&live), summary(&walked));
 }

@@ -138,8 +138,8 @@ impl Comparer {
                 true
             } else {
                 self.hashed += 1;
-                let ha = hash(fa).map_err(|e| ("read to hash", false, e))?;
-                let hb = hash(fb).map_err(|e| ("read to hash", true, e))?;
+                let ha = hash(fa, sa).map_err(|e| ("read to hash", false, e))?;
+                let hb = hash(fb, sb).map_err(|e| ("read to hash", true, e))?;
                 ha == hb
             };
         if linked {
@@ -163,9 +163,9 @@ fn open(at: At<'_>) -> io::Result<std::os::fd::OwnedFd> {
     }
 }
 
-/// The manifest's content hash ([`manifest::hash_fd`]): holes are not read.
-fn hash(fd: std::os::fd::OwnedFd) -> io::Result<blake3::Hash> {
+/// The manifest's content hash ([`manifest::hash_fd`]) of the open file whose `stat` is
+/// `st`: holes are not read.
+pub(super) fn hash(fd: std::os::fd::OwnedFd, st: &libc::stat64) -> io::Result<blake3::Hash> {
     let f = std::fs::File::from(fd);
-    let md = f.metadata()?;
-    manifest::hash_fd(&f, &md)
+    manifest::hash_fd(&f, st.st_size as u64, st.st_blocks as u64)
 }

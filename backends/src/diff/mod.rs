@@ -36,7 +36,7 @@ mod extents;
 mod path;
 mod restore;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod walk;
 
 use std::path::{Path, PathBuf};

@@ -83,7 +83,9 @@ fn copy_of(a: &Path, b: &Path) {
     crate::copy::copy_tree(a, b, crate::copy::CopyMode::Auto).unwrap();
 }
 
-fn summary(d: &TreeDiff) -> Vec<String> {
+/// One line per change: `<status> <kind> <path> <what,...>`, for assertions (also the
+/// btrfs driver's).
+pub(crate) fn summary(d: &TreeDiff) -> Vec<String> {
     d.changes
         .iter()
         .map(|c| {
@@ -409,6 +411,23 @@ fn sparse_files_are_compared_by_content_not_hole_layout() {
     let d = walk(&a, &b).unwrap();
     assert_eq!(summary(&d), ["modified file /other content"]);
     assert_eq!(d.hashed, 2);
+    // The diff's hash of each file, from its `stat`, is the manifest's.
+    let (ma, mb) = (Manifest::of(&a).unwrap(), Manifest::of(&b).unwrap());
+    for (root, m) in [(&a, &ma), (&b, &mb)] {
+        for name in ["same", "other"] {
+            let f = std::fs::File::open(root.join(name)).unwrap();
+            let st = crate::copy::meta::fstat(std::os::fd::AsFd::as_fd(&f)).unwrap();
+            let h = compare::hash(f.into(), &st).unwrap();
+            assert_eq!(
+                m.entries[name].blake3.as_deref(),
+                Some(h.to_hex().as_str()),
+                "{}",
+                root.join(name).display()
+            );
+        }
+    }
+    assert_eq!(ma.entries["same"].blake3, mb.entries["same"].blake3);
+    assert_ne!(ma.entries["other"].blake3, mb.entries["other"].blake3);
 }
 
 #[test]
@@ -427,8 +446,8 @@ fn walk_backend_unmounts_only_what_it_mounted() {
     use crate::backend::{PoolSource, PoolSpec};
     use crate::mounts::mount_at;
     use crate::Backend;
-    let test = "diff::tests::walk_backend_unmounts_only_what_it_mounted";
-    if !crate::testing::require(test, "root", crate::testing::missing_root()) {
+    let test = crate::testing::current_test();
+    if !crate::testing::require(&test, "root", crate::testing::missing_root()) {
         return;
     }
     let t = tempfile::tempdir().unwrap();
