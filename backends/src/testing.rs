@@ -16,7 +16,7 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use crate::cmd::{Tool, LOSETUP, LVM, THIN_CHECK, THIN_DELTA, THIN_DUMP, ZFS, ZPOOL};
+use crate::cmd::{Tool, LOSETUP, LVM, MODPROBE, THIN_CHECK, THIN_DELTA, THIN_DUMP, ZFS, ZPOOL};
 
 /// The requirements `CAIRN_REQUIRE` declares present.
 pub fn declared() -> Vec<String> {
@@ -37,10 +37,6 @@ pub fn vm_declared() -> bool {
 
 /// Whether this process runs in the vm-tests guest with the vm tier required:
 /// `CAIRN_VM=1` (set by `vm-tests/run` in every guest) and `vm` in `CAIRN_REQUIRE`.
-pub fn in_vm() -> bool {
-    is_guest(std::env::var_os("CAIRN_VM").as_deref(), &declared())
-}
-
 fn is_guest(cairn_vm: Option<&OsStr>, declared: &[String]) -> bool {
     cairn_vm.is_some_and(|v| v == "1") && declared.iter().any(|d| d == "vm")
 }
@@ -61,8 +57,9 @@ pub fn require(test: &str, requirement: &str, missing: Option<String>) -> bool {
     decide(test, requirement, missing, &declared())
 }
 
-/// [`require`] for a test of the vm tier (LVM, ZFS): in the guest ([`in_vm`]) the
-/// requirement is `vm`, so anything missing fails; elsewhere it is `own_requirement`.
+/// [`require`] for a test of the vm tier (LVM, ZFS): in the vm-tests guest (`CAIRN_VM=1`
+/// and `vm` in `CAIRN_REQUIRE`) the requirement is `vm`, so anything missing fails;
+/// elsewhere it is `own_requirement`.
 pub fn require_vm_tier(test: &str, own_requirement: &str, missing: Option<String>) -> bool {
     let declared = declared();
     let cairn_vm = std::env::var_os("CAIRN_VM");
@@ -120,14 +117,11 @@ pub const ZSTD: Tool = Tool {
     package: "zstd",
 };
 
-/// Runs `modprobe <module>` quietly: loading works only as root with the module
-/// installed, and the caller looks for what the module provides afterwards.
+/// Runs `modprobe <module>`, its output and failure ignored: loading works only as root
+/// with the module installed, and the caller looks for what the module provides
+/// afterwards.
 fn modprobe(module: &str) {
-    let _ = std::process::Command::new("modprobe")
-        .arg(module)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
+    let _ = MODPROBE.run(&[module]);
 }
 
 /// Why loop devices cannot be attached, if they cannot.
