@@ -110,35 +110,51 @@ pub(crate) fn shared(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use std::os::fd::AsFd;
-    use std::path::Path;
-    use std::process::Command;
+    use std::path::{Path, PathBuf};
 
     use super::*;
+    use crate::cmd::{MKFS_EXT4, MOUNT, UMOUNT};
+    use crate::testing::{missing_loop, missing_root, missing_tool};
 
     fn missing() -> Option<String> {
-        if !nix::unistd::geteuid().is_root() {
-            return Some("not running as root".into());
-        }
-        if !Path::new("/dev/loop-control").exists() {
-            return Some("no loop devices (/dev/loop-control)".into());
-        }
-        crate::cmd::Tool {
-            name: "mkfs.ext4",
-            package: "e2fsprogs",
-        }
-        .resolve()
-        .err()
-        .map(|e| e.to_string())
+        missing_root()
+            .or_else(missing_loop)
+            .or_else(|| [MKFS_EXT4, MOUNT, UMOUNT].iter().find_map(missing_tool))
     }
 
-    fn run(args: &[&str]) -> String {
-        let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+    /// Loop mounts made by a test, unmounted on drop (also when the test panics) so the
+    /// temp dir is never removed through a mounted filesystem.
+    #[derive(Default)]
+    struct LoopMounts(Vec<PathBuf>);
+
+    impl LoopMounts {
+        fn mount(&mut self, img: &Path, at: &Path) {
+            MOUNT
+                .run(&[
+                    "-o".as_ref(),
+                    "loop".as_ref(),
+                    img.as_os_str(),
+                    at.as_os_str(),
+                ])
+                .unwrap();
+            self.0.push(at.to_path_buf());
+        }
+
+        fn unmount(&mut self, at: &Path) {
+            self.0.retain(|p| p != at);
+            UMOUNT.run(&[at]).unwrap();
+        }
+    }
+
+    impl Drop for LoopMounts {
+        fn drop(&mut self) {
+            for at in self.0.drain(..).rev() {
+                if let Err(e) = UMOUNT.run(&[&at]) {
+                    eprintln!("unmounting {}: {e}; detaching it lazily", at.display());
+                    let _ = UMOUNT.run(&["-l".as_ref(), at.as_os_str()]);
+                }
+            }
+        }
     }
 
     /// Two block-identical ext4 filesystems (what an LVM thin snapshot and its origin
@@ -146,14 +162,15 @@ mod tests {
     /// must not pass for the same content.
     #[test]
     fn loop_identical_filesystems_prove_nothing() {
-        let test = "diff::extents::loop_identical_filesystems_prove_nothing";
-        if !crate::testing::require(test, "loop", missing()) {
+        if !crate::testing::require(&crate::testing::current_test(), "loop", missing()) {
             return;
         }
         let d = tempfile::Builder::new()
             .prefix("cairn-fiemap-")
             .tempdir()
             .unwrap();
+        // Declared after the temp dir: dropped (unmounted) before it is removed.
+        let mut mounts = LoopMounts::default();
         let (img_a, img_b) = (d.path().join("a.img"), d.path().join("b.img"));
         let (mnt_a, mnt_b) = (d.path().join("a"), d.path().join("b"));
         std::fs::create_dir(&mnt_a).unwrap();
@@ -162,22 +179,15 @@ mod tests {
             .unwrap()
             .set_len(64 << 20)
             .unwrap();
-        let mount = |img: &Path, at: &Path| {
-            run(&[
-                "mount",
-                "-o",
-                "loop",
-                img.to_str().unwrap(),
-                at.to_str().unwrap(),
-            ])
-        };
-        run(&["mkfs.ext4", "-q", "-F", img_a.to_str().unwrap()]);
-        mount(&img_a, &mnt_a);
+        MKFS_EXT4
+            .run(&["-q".as_ref(), "-F".as_ref(), img_a.as_os_str()])
+            .unwrap();
+        mounts.mount(&img_a, &mnt_a);
         std::fs::write(mnt_a.join("f"), vec![7u8; 256 << 10]).unwrap();
-        run(&["umount", mnt_a.to_str().unwrap()]);
+        mounts.unmount(&mnt_a);
         std::fs::copy(&img_a, &img_b).unwrap();
-        mount(&img_a, &mnt_a);
-        mount(&img_b, &mnt_b);
+        mounts.mount(&img_a, &mnt_a);
+        mounts.mount(&img_b, &mnt_b);
         // Same size, same blocks, other bytes.
         let f = std::fs::OpenOptions::new()
             .write(true)
@@ -189,8 +199,8 @@ mod tests {
         let fb = std::fs::File::open(mnt_b.join("f")).unwrap();
         let result = shared(fa.as_fd(), fb.as_fd());
         drop((f, fa, fb));
-        let _ = Command::new("umount").arg(&mnt_b).status();
-        let _ = Command::new("umount").arg(&mnt_a).status();
+        mounts.unmount(&mnt_b);
+        mounts.unmount(&mnt_a);
         assert!(
             !result.unwrap(),
             "unshared extents were taken for the same bytes"
