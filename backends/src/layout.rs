@@ -89,17 +89,17 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
 
 /// What [`rename_exchange_or_emulate`] names the aside copy of `b`: `<b>.cairn-xchg`,
 /// in `b`'s own directory.
-pub const EXCHANGE_ASIDE_SUFFIX: &str = ".cairn-xchg";
+const EXCHANGE_ASIDE_SUFFIX: &str = ".cairn-xchg";
 
-/// [`rename_exchange`], or — only where the filesystem takes no `renameat2` flags
-/// ([`renameat2_flags_unsupported`]) — three plain renames: `b` aside to
-/// `<b>.cairn-xchg` beside it, `a` to `b`, the aside to `a`; undone step by step if one
-/// fails. **Not atomic** there: a crash between the renames leaves `b` missing or already
-/// replaced, and its old content at `<b>.cairn-xchg`, in `b`'s own directory (never one
-/// that cairn empties), not lost. An aside left by such a crash makes later exchanges of
-/// `b` fail (EEXIST) until someone moves it. Opt-in, for callers that accept per-path
-/// non-atomicity (`diff::restore_paths`); nothing that builds objects under `.tmp/`, which
-/// `mount_pool` empties, may use it.
+/// [`rename_exchange`], or — only where the filesystem takes no `renameat2` flags (ZFS
+/// before 2.2) — three plain renames: `b` aside to `<b>.cairn-xchg` beside it, `a` to
+/// `b`, the aside to `a`; undone step by step if one fails. **Not atomic** there: a crash
+/// between the renames leaves `b` missing or already replaced, and its old content at
+/// `<b>.cairn-xchg`, in `b`'s own directory (never one that cairn empties), not lost. An
+/// aside left by such a crash makes later exchanges of `b` fail (`AlreadyExists`, with an
+/// error that names the aside and says to move it away) until someone moves it. Opt-in,
+/// for callers that accept per-path non-atomicity (`diff::restore_paths`); nothing that
+/// builds objects under `.tmp/`, which `mount_pool` empties, may use it.
 pub fn rename_exchange_or_emulate(a: &Path, b: &Path) -> std::io::Result<()> {
     match rename_exchange(a, b) {
         Err(e) if is_einval(&e) && renameat2_flags_unsupported(b) => {
@@ -147,7 +147,19 @@ fn exchange_by_renames(
     mut step: impl FnMut(&Path, &Path) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     let aside = aside_of(b);
-    step(b, &aside)?;
+    step(b, &aside).map_err(|e| {
+        if e.raw_os_error() != Some(libc::EEXIST) {
+            return e;
+        }
+        std::io::Error::new(
+            e.kind(),
+            format!(
+                "{} already exists: left by an interrupted restore, it holds an earlier {}: move it away and retry",
+                aside.display(),
+                b.display()
+            ),
+        )
+    })?;
     let undo = |e: std::io::Error, moves: &[(&Path, &Path)]| -> std::io::Error {
         for (from, to) in moves {
             if let Err(u) = std::fs::rename(from, to) {
@@ -177,7 +189,7 @@ fn exchange_by_renames(
 /// True when the filesystem holding `path` (its parent directory: `path` may not exist)
 /// takes no `renameat2` flags: ZFS before 2.2 answers EINVAL to every flag. Anything else
 /// keeps its EINVAL (a directory moved into itself, ...).
-pub fn renameat2_flags_unsupported(path: &Path) -> bool {
+fn renameat2_flags_unsupported(path: &Path) -> bool {
     let dir = path.parent().unwrap_or(path);
     crate::mounts::fs_type_of(dir).is_ok_and(|k| k.is_zfs())
 }
@@ -248,7 +260,16 @@ mod tests {
         // An aside left by a crash is kept: the exchange refuses to run over it.
         std::fs::write(&aside, "left by a crash").unwrap();
         let e = exchange_by_renames(&a, &b, noreplace_by_check).unwrap_err();
-        assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{} already exists: left by an interrupted restore, \
+                 it holds an earlier {}: move it away and retry",
+                aside.display(),
+                b.display()
+            )
+        );
         assert_eq!(std::fs::read_to_string(&aside).unwrap(), "left by a crash");
         assert_eq!(std::fs::read_to_string(&b).unwrap(), "old");
         assert_eq!(std::fs::read_to_string(&a).unwrap(), "new");
