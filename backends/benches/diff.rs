@@ -17,8 +17,41 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use cairn_backends::cmd::{Tool, BTRFS, LOSETUP, MKFS_BTRFS, MKFS_XFS, MOUNT, UMOUNT};
 use cairn_backends::diff::{self, DiffSide};
+use cairn_backends::testing::{self, missing_tool};
 use cairn_backends::{open, Backend, DriverKind, PoolSource, PoolSpec, SnapshotName, VolumeName};
+
+/// The peer: `rsync`'s dry run.
+const RSYNC: Tool = Tool {
+    name: "rsync",
+    package: "rsync",
+};
+
+/// Why this bench cannot run here, if it cannot: root, loop devices, the kernel's xfs and
+/// btrfs, the tools it runs (the image's `tar`/`zstd` included) and the test image.
+fn missing() -> Option<String> {
+    testing::missing_root()
+        .or_else(testing::missing_loop)
+        .or_else(|| testing::missing_kernel_fs("xfs"))
+        .or_else(|| testing::missing_kernel_fs("btrfs"))
+        .or_else(|| {
+            [
+                MKFS_XFS,
+                MOUNT,
+                UMOUNT,
+                BTRFS,
+                MKFS_BTRFS,
+                LOSETUP,
+                RSYNC,
+                testing::TAR,
+                testing::ZSTD,
+            ]
+            .iter()
+            .find_map(missing_tool)
+        })
+        .or_else(testing::missing_image)
+}
 
 struct Row {
     case: String,
@@ -30,11 +63,11 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("the diff bench needs root (loop devices, mounts)");
+    if let Some(why) = missing() {
+        eprintln!("the diff bench cannot run here: {why}");
         std::process::exit(2);
     }
-    let image = cairn_backends::testing::image_path();
+    let image = testing::image_path();
     let rounds: usize = std::env::var("CAIRN_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -53,14 +86,27 @@ fn main() {
     let img = work.path().join("xfs.img");
     let mnt = work.path().join("xfs");
     std::fs::create_dir_all(&mnt).unwrap();
-    sh(Command::new("truncate").arg("-s").arg("4G").arg(&img));
-    sh(Command::new("mkfs.xfs")
-        .args(["-q", "-m", "reflink=1"])
-        .arg(&img));
-    sh(Command::new("mount")
-        .args(["-o", "loop"])
-        .arg(&img)
-        .arg(&mnt));
+    std::fs::File::create(&img)
+        .and_then(|f| f.set_len(4 << 30))
+        .unwrap();
+    run(
+        &MKFS_XFS,
+        &[
+            "-q".as_ref(),
+            "-m".as_ref(),
+            "reflink=1".as_ref(),
+            img.as_os_str(),
+        ],
+    );
+    run(
+        &MOUNT,
+        &[
+            "-o".as_ref(),
+            "loop".as_ref(),
+            img.as_os_str(),
+            mnt.as_os_str(),
+        ],
+    );
     let b = pool(
         DriverKind::Dir,
         PoolSource::Directory {
@@ -68,15 +114,9 @@ fn main() {
         },
         work.path().join("xfs-state"),
     );
-    bench_driver(
-        b.as_ref(),
-        &image,
-        rounds,
-        "dir on xfs (reflink)",
-        &mut rows,
-    );
+    bench_driver(b.as_ref(), rounds, "dir on xfs (reflink)", &mut rows);
     b.delete_pool().unwrap();
-    sh(Command::new("umount").arg(&mnt));
+    run(&UMOUNT, &[mnt.as_os_str()]);
 
     // btrfs on a loop file.
     let b = pool(
@@ -87,7 +127,7 @@ fn main() {
         },
         work.path().join("btrfs-state"),
     );
-    bench_driver(b.as_ref(), &image, rounds, "btrfs", &mut rows);
+    bench_driver(b.as_ref(), rounds, "btrfs", &mut rows);
     b.delete_pool().unwrap();
 
     println!();
@@ -108,23 +148,12 @@ fn main() {
     }
 }
 
-fn bench_driver(b: &dyn Backend, image: &Path, rounds: usize, label: &str, rows: &mut Vec<Row>) {
+fn bench_driver(b: &dyn Backend, rounds: usize, label: &str, rows: &mut Vec<Row>) {
     let v: VolumeName = "bench".parse().unwrap();
     let (s0, s1): (SnapshotName, SnapshotName) = ("s0".parse().unwrap(), "s1".parse().unwrap());
     b.create_volume(&v).unwrap();
     let live = b.mount_volume(&v).unwrap();
-    sh(Command::new("tar")
-        .args(["--zstd", "-xpf"])
-        .arg(image)
-        .args([
-            "--numeric-owner",
-            "--xattrs",
-            "--xattrs-include=*",
-            "--acls",
-            "-C",
-        ])
-        .arg(&live)
-        .args(["--strip-components=1", "rootfs"]));
+    testing::extract_image(&live, testing::IMAGE_ROOTFS);
     b.create_snapshot(&v, &s0).unwrap();
     let changed = change_50(&live);
     b.create_snapshot(&v, &s1).unwrap();
@@ -149,20 +178,17 @@ fn bench_driver(b: &dyn Backend, image: &Path, rounds: usize, label: &str, rows:
         b.mount_snapshot(&v, &s0).unwrap(),
         b.mount_snapshot(&v, &s1).unwrap(),
     );
+    let rsync_bin = RSYNC.resolve().unwrap();
     let rsync = time(rounds, || {
-        let out = Command::new("rsync")
+        let out = Command::new(&rsync_bin)
             .args(["-an", "--itemize-changes"])
             .arg(format!("{}/", p1.display()))
             .arg(format!("{}/", p0.display()))
             .output()
-            .expect("run rsync (apt-get install rsync)");
+            .expect("run rsync");
         assert!(out.status.success());
         let n = String::from_utf8_lossy(&out.stdout).lines().count();
         assert!(n >= 50, "rsync itemized {n} lines");
-    });
-    let walk = time(rounds, || {
-        let d = diff::walk(&p0, &p1).unwrap();
-        assert_eq!(d.changes.len(), 50);
     });
     let native = time(rounds, || {
         let d = b
@@ -175,7 +201,12 @@ fn bench_driver(b: &dyn Backend, image: &Path, rounds: usize, label: &str, rows:
         cairn: native,
         peer: rsync,
     });
+    // The driver's diff is the walk itself on the dir driver: timed apart only where not.
     if check.method != diff::Method::Walk {
+        let walk = time(rounds, || {
+            let d = diff::walk(&p0, &p1).unwrap();
+            assert_eq!(d.changes.len(), 50);
+        });
         rows.push(Row {
             case: format!("{label}: generic walk s0 s1"),
             cairn: walk,
@@ -239,13 +270,10 @@ fn pool(driver: DriverKind, source: PoolSource, state: PathBuf) -> Box<dyn Backe
     b
 }
 
-fn sh(cmd: &mut Command) {
-    let out = cmd.output().expect("spawn");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+fn run(tool: &Tool, args: &[&std::ffi::OsStr]) {
+    if let Err(e) = tool.run(args) {
+        panic!("{e}");
+    }
 }
 
 /// Median of `rounds` timed runs after one untimed warm-up run.
