@@ -287,6 +287,76 @@ fn side_by_side(
     (median(d), median(r))
 }
 
+/// The snapshot case: the driver's `create_snapshot` of the volume `data` (`s<i>`)
+/// against `raw`, which registers what it makes with [`Bench::will_remove`]; each round's
+/// snapshots are removed, untimed, before the next.
+fn snapshot_case(
+    bench: &Bench,
+    rounds: usize,
+    case: &str,
+    raw_what: &str,
+    raw: impl FnMut(usize),
+) -> Row {
+    let b = bench.backend.as_ref();
+    let data = vol("data");
+    let (cairn, raw) = side_by_side(
+        rounds,
+        |i| {
+            b.create_snapshot(&data, &snap(&format!("s{i}")))
+                .expect("create_snapshot");
+        },
+        raw,
+        |i| {
+            bench.remove_raw(1);
+            b.delete_snapshot(&data, &snap(&format!("s{i}")))
+                .expect("delete_snapshot");
+        },
+    );
+    Row {
+        case: case.into(),
+        cairn,
+        raw,
+        raw_what: raw_what.into(),
+    }
+}
+
+/// The clone case: the driver's `clone_volume` of `data`'s snapshot `base` (`clone<i>`)
+/// against `raw`, which registers what it makes with [`Bench::will_remove`]; each round's
+/// clones are removed, untimed, before the next.
+fn clone_case(
+    bench: &Bench,
+    rounds: usize,
+    base: &SnapshotName,
+    case: &str,
+    raw_what: &str,
+    raw: impl FnMut(usize),
+) -> Row {
+    let b = bench.backend.as_ref();
+    let data = vol("data");
+    let (cairn, raw) = side_by_side(
+        rounds,
+        |i| {
+            b.clone_volume(
+                CloneSource::Snapshot(&data, base),
+                &vol(&format!("clone{i}")),
+            )
+            .expect("clone_volume");
+        },
+        raw,
+        |i| {
+            bench.remove_raw(1);
+            b.delete_volume(&vol(&format!("clone{i}")))
+                .expect("delete_volume");
+        },
+    );
+    Row {
+        case: case.into(),
+        cairn,
+        raw,
+        raw_what: raw_what.into(),
+    }
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -338,12 +408,11 @@ fn bench_lvm(bench: &Bench, at: &Path, rounds: usize) -> Vec<Row> {
 
     // Snapshot: the driver's lvcreate, without its tags.
     eprintln!("lvm snapshot");
-    let (cairn, raw) = side_by_side(
+    rows.push(snapshot_case(
+        bench,
         rounds,
-        |i| {
-            b.create_snapshot(&data, &snap(&format!("s{i}")))
-                .expect("create_snapshot");
-        },
+        "lvm snapshot",
+        "lvcreate -s -n N --setactivationskip y -p r VG/LV",
         |i| {
             let lv = format!("raw-s{i}");
             bench.will_remove(
@@ -366,18 +435,7 @@ fn bench_lvm(bench: &Bench, at: &Path, rounds: usize) -> Vec<Row> {
                 ],
             );
         },
-        |i| {
-            bench.remove_raw(1);
-            b.delete_snapshot(&data, &snap(&format!("s{i}")))
-                .expect("delete_snapshot");
-        },
-    );
-    rows.push(Row {
-        case: "lvm snapshot".into(),
-        cairn,
-        raw,
-        raw_what: "lvcreate -s -n N --setactivationskip y -p r VG/LV".into(),
-    });
+    ));
 
     // Clone of a snapshot: a writable thin snapshot of it, activated (the driver's is
     // active when clone_volume returns; a thin snapshot needs no mkfs).
@@ -390,15 +448,12 @@ fn bench_lvm(bench: &Bench, at: &Path, rounds: usize) -> Vec<Row> {
         .into_iter()
         .find(|l| !before.contains(l))
         .expect("the snapshot's LV");
-    let (cairn, raw) = side_by_side(
+    rows.push(clone_case(
+        bench,
         rounds,
-        |i| {
-            b.clone_volume(
-                CloneSource::Snapshot(&data, &base),
-                &vol(&format!("clone{i}")),
-            )
-            .expect("clone_volume");
-        },
+        &base,
+        "lvm clone of a snapshot",
+        "lvcreate -s -n N -p rw VG/SNAP; lvchange -ay -K VG/N",
         |i| {
             let lv = format!("raw-c{i}");
             bench.will_remove(
@@ -429,18 +484,7 @@ fn bench_lvm(bench: &Bench, at: &Path, rounds: usize) -> Vec<Row> {
                 ],
             );
         },
-        |i| {
-            bench.remove_raw(1);
-            b.delete_volume(&vol(&format!("clone{i}")))
-                .expect("delete_volume");
-        },
-    );
-    rows.push(Row {
-        case: "lvm clone of a snapshot".into(),
-        cairn,
-        raw,
-        raw_what: "lvcreate -s -n N -p rw VG/SNAP; lvchange -ay -K VG/N".into(),
-    });
+    ));
     rows
 }
 
@@ -460,29 +504,17 @@ fn bench_zfs(bench: &Bench, live: &str, rounds: usize) -> Vec<Row> {
     let mut rows = Vec::new();
 
     eprintln!("zfs snapshot");
-    let (cairn, raw) = side_by_side(
+    rows.push(snapshot_case(
+        bench,
         rounds,
-        |i| {
-            b.create_snapshot(&data, &snap(&format!("s{i}")))
-                .expect("create_snapshot");
-        },
+        "zfs snapshot",
+        "zfs snapshot DS@N",
         |i| {
             let name = format!("{live}@raw-s{i}");
             bench.will_remove(ZFS, vec![s("destroy"), name.clone()]);
             bench.raw(ZFS, &[s("snapshot"), name]);
         },
-        |i| {
-            bench.remove_raw(1);
-            b.delete_snapshot(&data, &snap(&format!("s{i}")))
-                .expect("delete_snapshot");
-        },
-    );
-    rows.push(Row {
-        case: "zfs snapshot".into(),
-        cairn,
-        raw,
-        raw_what: "zfs snapshot DS@N".into(),
-    });
+    ));
 
     // Clones land beside the pool's root dataset: they inherit mountpoint=legacy from
     // the zpool, so neither side mounts anything.
@@ -495,32 +527,18 @@ fn bench_zfs(bench: &Bench, live: &str, rounds: usize) -> Vec<Row> {
         .into_iter()
         .find(|n| !before.contains(n))
         .expect("the snapshot");
-    let (cairn, raw) = side_by_side(
+    rows.push(clone_case(
+        bench,
         rounds,
-        |i| {
-            b.clone_volume(
-                CloneSource::Snapshot(&data, &base),
-                &vol(&format!("clone{i}")),
-            )
-            .expect("clone_volume");
-        },
+        &base,
+        "zfs clone of a snapshot",
+        "zfs clone DS@SNAP POOL/N",
         |i| {
             let name = format!("{zpool}/raw-c{i}");
             bench.will_remove(ZFS, vec![s("destroy"), name.clone()]);
             bench.raw(ZFS, &[s("clone"), origin.clone(), name]);
         },
-        |i| {
-            bench.remove_raw(1);
-            b.delete_volume(&vol(&format!("clone{i}")))
-                .expect("delete_volume");
-        },
-    );
-    rows.push(Row {
-        case: "zfs clone of a snapshot".into(),
-        cairn,
-        raw,
-        raw_what: "zfs clone DS@SNAP POOL/N".into(),
-    });
+    ));
     rows
 }
 
