@@ -315,12 +315,14 @@ impl<'a> Walker<'a> {
             EntryType::of_mode(sa.st_mode),
             EntryType::of_mode(sb.st_mode),
         );
+        // The answer unless the type changed (then the subtree is expanded here).
+        let not_expanded = if ta == EntryType::Dir && tb == EntryType::Dir {
+            Paired::BothDirs
+        } else {
+            Paired::Leaf
+        };
         if changes.is_empty() {
-            return Ok(if ta == EntryType::Dir && tb == EntryType::Dir {
-                Paired::BothDirs
-            } else {
-                Paired::Leaf
-            });
+            return Ok(not_expanded);
         }
         self.note_links(rel, sa.st_mode, sa.st_nlink);
         self.note_links(rel, sb.st_mode, sb.st_nlink);
@@ -333,11 +335,7 @@ impl<'a> Walker<'a> {
             changes,
         });
         if !type_changed {
-            return Ok(if ta == EntryType::Dir && tb == EntryType::Dir {
-                Paired::BothDirs
-            } else {
-                Paired::Leaf
-            });
+            return Ok(not_expanded);
         }
         for (at, t, status) in [(a, ta, Status::Deleted), (b, tb, Status::Added)] {
             if t == EntryType::Dir {
