@@ -92,6 +92,10 @@ BEGIN
     DELETE FROM policies WHERE target = OLD.name;
 END;
 "#,
+    r#"
+-- Before the triggers above, a renamed or deleted container left its policy behind.
+DELETE FROM policies WHERE target <> '*' AND target NOT IN (SELECT name FROM containers);
+"#,
 ];
 
 /// Brings the schema to the newest version, one transaction per step.
@@ -126,4 +130,42 @@ pub fn migrate(conn: &Connection) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn targets(conn: &Connection) -> Vec<String> {
+        let mut st = conn
+            .prepare("SELECT target FROM policies ORDER BY target")
+            .unwrap();
+        let rows = st.query_map([], |r| r.get(0)).unwrap();
+        rows.collect::<rusqlite::Result<_>>().unwrap()
+    }
+
+    #[test]
+    fn migration_4_drops_orphan_policies_and_keeps_live_ones() {
+        let conn = Connection::open_in_memory().unwrap();
+        // A database at version 3, with the policy of a container renamed or deleted
+        // before the triggers of migration 3 existed.
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 3;
+             INSERT INTO pools VALUES ('default', 'dir', '{}', '2030-01-01T00:00:00Z', NULL);
+             INSERT INTO containers VALUES ('live', 'default', NULL, 'v', '2030-01-01T00:00:00Z');
+             INSERT INTO policies (target, keep, updated_at)
+                 VALUES ('*', 'last=1', 't'), ('live', 'last=2', 't'), ('gone', 'last=3', 't');",
+        )
+        .unwrap();
+        assert_eq!(targets(&conn), ["*", "gone", "live"]);
+        migrate(&conn).unwrap();
+        assert_eq!(targets(&conn), ["*", "live"]);
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version as usize, MIGRATIONS.len());
+    }
 }
