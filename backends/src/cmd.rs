@@ -117,6 +117,11 @@ pub const MODPROBE: Tool = Tool {
     name: "modprobe",
     package: "kmod",
 };
+/// What `cairn image build` runs to make a Debian root filesystem.
+pub const DEBOOTSTRAP: Tool = Tool {
+    name: "debootstrap",
+    package: "debootstrap",
+};
 
 const EXTRA_PATH: &[&str] = &["/usr/local/sbin", "/usr/sbin", "/sbin"];
 

@@ -6,17 +6,12 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use cairn_backends::cmd::Tool;
+use cairn_backends::cmd::DEBOOTSTRAP;
 use jiff::Timestamp;
 
 use super::unpack::TAR;
 use super::{Error, Result};
 use crate::progress::Progress;
-
-pub const DEBOOTSTRAP: Tool = Tool {
-    name: "debootstrap",
-    package: "debootstrap",
-};
 
 /// The mirror used when the apt sources name none.
 pub const FALLBACK_MIRROR: &str = "http://deb.debian.org/debian";

@@ -5,19 +5,14 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use cairn_backends::cmd::Tool;
+use cairn_backends::cmd::DEBOOTSTRAP;
 
 use crate::support::{require_root, require_tool, unified_image, Cairn};
 
-/// What `cairn image build` runs (cli/src/images/build.rs), found the way it finds it:
-/// debootstrap lives in /usr/sbin, which a non-root PATH lacks.
-const DEBOOTSTRAP: Tool = Tool {
-    name: "debootstrap",
-    package: "debootstrap",
-};
-
 #[test]
 fn image_build_makes_a_debian_rootfs_containers_start_from() {
+    // The tool `cairn image build` runs, found the way it finds it: debootstrap lives
+    // in /usr/sbin, which a non-root PATH lacks.
     if !require_root() || !require_tool("debootstrap", &DEBOOTSTRAP) {
         return;
     }
