@@ -55,6 +55,25 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl Error {
+    /// The refusal to delete a held snapshot; an empty hold reason is left out.
+    pub(crate) fn snapshot_held(
+        container: &impl ToString,
+        snapshot: &impl ToString,
+        reason: &str,
+    ) -> Error {
+        Error::SnapshotHeld {
+            container: container.to_string(),
+            snapshot: snapshot.to_string(),
+            reason: if reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({reason})")
+            },
+        }
+    }
+}
+
 impl From<images::Error> for Error {
     fn from(e: images::Error) -> Error {
         Error::Image(Box::new(e))
@@ -254,12 +273,11 @@ pub fn delete(store: &Store, name: &ContainerName) -> Result<()> {
     let (_record, pool, _lock) = open_locked(store, name)?;
     let metas = store.snapshot_metas(name.as_str())?;
     if let Some((snap, m)) = metas.iter().find(|(_, m)| m.hold.is_some()) {
-        let reason = m.hold.as_deref().filter(|r| !r.is_empty());
-        return Err(Error::SnapshotHeld {
-            container: name.to_string(),
-            snapshot: snap.clone(),
-            reason: reason.map(|r| format!(" ({r})")).unwrap_or_default(),
-        });
+        return Err(Error::snapshot_held(
+            name,
+            snap,
+            m.hold.as_deref().unwrap_or_default(),
+        ));
     }
     pool.backend
         .delete_volume(&name.volume())

@@ -146,15 +146,7 @@ pub fn delete(store: &mut Store, name: &ContainerName, snap: &SnapshotName) -> R
     let (_record, pool, _lock) = open_locked(store, name)?;
     require(&pool, name, snap)?;
     if let Some(reason) = store.snapshot_meta(name.as_str(), snap.as_str())?.hold {
-        return Err(Error::SnapshotHeld {
-            container: name.to_string(),
-            snapshot: snap.to_string(),
-            reason: if reason.is_empty() {
-                String::new()
-            } else {
-                format!(" ({reason})")
-            },
-        });
+        return Err(Error::snapshot_held(name, snap, &reason));
     }
     pool.backend
         .delete_snapshot(&name.volume(), snap)
