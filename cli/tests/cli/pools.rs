@@ -2,6 +2,7 @@
 
 use cairn_backends::cmd::MKFS_BTRFS;
 
+use crate::helpers::rootfs;
 use crate::support::{require_root, require_tool, unified_image, Cairn};
 
 #[test]
@@ -48,12 +49,7 @@ pub fn loop_pool_end_to_end(driver: &str) {
         "tiny",
     ]);
     c.ok(&["create", "tiny", "b1", "--pool", "fast"]);
-    let root = std::path::PathBuf::from(
-        c.json(&["info", "b1"])["rootfs"]
-            .as_str()
-            .unwrap()
-            .to_string(),
-    );
+    let root = rootfs(&c, "b1");
     assert_eq!(
         std::fs::read_to_string(root.join("etc/hostname")).unwrap(),
         "tiny\n"
@@ -61,12 +57,7 @@ pub fn loop_pool_end_to_end(driver: &str) {
     c.ok(&["snapshot", "create", "b1", "s1"]);
     std::fs::write(root.join("etc/hostname"), "changed\n").unwrap();
     c.ok(&["restore", "b1", "s1"]);
-    let root = std::path::PathBuf::from(
-        c.json(&["info", "b1"])["rootfs"]
-            .as_str()
-            .unwrap()
-            .to_string(),
-    );
+    let root = rootfs(&c, "b1");
     assert_eq!(
         std::fs::read_to_string(root.join("etc/hostname")).unwrap(),
         "tiny\n"
@@ -74,7 +65,7 @@ pub fn loop_pool_end_to_end(driver: &str) {
 
     // Within the pool: a copy-on-write clone, independent of its origin.
     c.ok(&["copy", "b1", "b2"]);
-    let root2 = std::path::PathBuf::from(c.json(&["info", "b2"])["rootfs"].as_str().unwrap());
+    let root2 = rootfs(&c, "b2");
     std::fs::write(root2.join("etc/hostname"), "clone\n").unwrap();
     assert_eq!(
         std::fs::read_to_string(root.join("etc/hostname")).unwrap(),
