@@ -61,7 +61,6 @@ pub enum Command {
     Restore {
         name: String,
         /// The snapshot (or give --to).
-        #[arg(required_unless_present = "to")]
         snapshot: Option<String>,
         /// A time: the newest snapshot taken at or before it is restored (2h-ago,
         /// yesterday 18:00, 2026-11-23T10:00:00Z, 2026-11-23 10:00, @-1 the newest...).

@@ -1,20 +1,15 @@
 //! `diff` and `restore --path`: parse, call, print.
 
 use anyhow::{bail, Result};
-use cairn_backends::SnapshotName;
 
-use super::Ctx;
+use super::{snap, Ctx};
 use crate::cli::Format;
 use crate::diff;
-use crate::names::{self, ContainerName};
+use crate::names::ContainerName;
 use crate::output;
 use crate::timetravel::Target;
 
-use super::timetravel::restored_snapshot;
-
-fn snap(s: &str) -> Result<SnapshotName> {
-    Ok(names::parse("snapshot", s)?)
-}
+use super::timetravel::describe;
 
 pub fn diff(ctx: &Ctx, name: &str, from: &str, to: Option<&str>) -> Result<()> {
     let name: ContainerName = name.parse()?;
@@ -61,26 +56,24 @@ pub fn restore_paths(
     no_safety_snapshot: bool,
 ) -> Result<()> {
     if no_safety_snapshot {
-        bail!("container {name}: --no-safety-snapshot: not available with --path");
+        bail!(
+            "container {name}: --no-safety-snapshot: not available with --path; a --path restore always takes a safety snapshot, which cairn snapshot delete {name} SNAP removes afterwards"
+        );
     }
     let parsed = diff::parse_paths(name, paths)?;
     let now = crate::clock::now()?;
     let r = diff::restore_paths(&mut ctx.store, name, target, &parsed, &now, dry_run)?;
     match ctx.format {
         Format::Json => output::json(&r),
-        Format::Table => {
-            let snap = restored_snapshot(&r.restore, target);
-            let safety = r.restore.safety_snapshot.as_deref().unwrap_or_default();
-            let paths = r.paths.join(", ");
-            match (r.restored, r.removed) {
-                (Some(restored), Some(removed)) => println!(
-                    "restored {paths} of container {name} from {snap} ({restored} put back, {removed} removed; safety snapshot {safety} of the state before)"
-                ),
-                _ => println!(
-                    "would restore {paths} of container {name} from {snap}, after taking safety snapshot {safety}; nothing changed (dry run)"
-                ),
-            }
-        }
+        Format::Table => println!(
+            "{}",
+            describe(
+                &r.restore,
+                target,
+                Some(&r.paths),
+                r.restored.zip(r.removed)
+            )
+        ),
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ mod snapshots;
 mod timetravel;
 
 use anyhow::Result;
+use cairn_backends::SnapshotName;
 
 use crate::cli::{Cli, Command, Format};
 use crate::progress::{Bar, Progress};
@@ -26,6 +27,11 @@ impl Ctx {
     pub fn progress(&self) -> Box<dyn Progress> {
         Bar::for_terminal(self.format == Format::Table)
     }
+}
+
+/// A snapshot name from the command line.
+fn snap(s: &str) -> Result<SnapshotName> {
+    Ok(crate::names::parse("snapshot", s)?)
 }
 
 pub fn run(cli: Cli) -> Result<()> {

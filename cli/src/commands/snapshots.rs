@@ -3,17 +3,12 @@
 use std::collections::BTreeMap;
 
 use anyhow::{anyhow, Result};
-use cairn_backends::SnapshotName;
 
-use super::Ctx;
+use super::{snap, Ctx};
 use crate::cli::{Format, SnapshotCommand};
-use crate::names::{self, ContainerName};
+use crate::names::ContainerName;
 use crate::output;
 use crate::snapshots::{self, SnapshotView};
-
-fn snap(s: &str) -> Result<SnapshotName> {
-    Ok(names::parse("snapshot", s)?)
-}
 
 fn hold_text(v: &SnapshotView) -> String {
     match (&v.hold_reason, v.held) {

@@ -10,8 +10,8 @@ use crate::names::{self, ContainerName};
 use crate::output;
 use crate::timetravel::{self, RestoreReport, Target};
 
-/// Parses `SNAP` (or `NAME/SNAP` for the container's own) or `--to TIME`; clap asks for
-/// one of them and refuses both.
+/// Parses `SNAP` (or `NAME/SNAP` for the container's own) or `--to TIME`; clap refuses
+/// both, and giving neither is refused here, saying what to give.
 pub fn target(name: &ContainerName, snapshot: Option<&str>, to: Option<&str>) -> Result<Target> {
     if let Some(t) = to {
         return Ok(Target::Time(
@@ -19,7 +19,11 @@ pub fn target(name: &ContainerName, snapshot: Option<&str>, to: Option<&str>) ->
                 .map_err(|e| anyhow!("container {name}: --to: {e}"))?,
         ));
     }
-    let s = snapshot.unwrap_or_default();
+    let Some(s) = snapshot else {
+        return Err(anyhow!(
+            "container {name}: give a snapshot name or --to TIME (2h-ago, yesterday 18:00, @-1, ...)"
+        ));
+    };
     // `NAME/SNAP` is accepted for the container's own snapshots only.
     let s = match s.split_once('/') {
         Some((owner, snap)) if owner == name.as_str() => snap,
@@ -51,13 +55,13 @@ pub fn restore(
     )?;
     match ctx.format {
         Format::Json => output::json(&r),
-        Format::Table => println!("{}", describe(&r, target)),
+        Format::Table => println!("{}", describe(&r, target, None, None)),
     }
     Ok(())
 }
 
 /// `snapshot NAME (taken T[, the newest taken at or before EXPR (T')])`.
-pub fn restored_snapshot(r: &RestoreReport, target: &Target) -> String {
+fn restored_snapshot(r: &RestoreReport, target: &Target) -> String {
     let why = match (target, r.target_time) {
         (Target::Time(e), Some(t)) => {
             format!(", the newest taken at or before {e} ({})", output::time(t))
@@ -72,26 +76,36 @@ pub fn restored_snapshot(r: &RestoreReport, target: &Target) -> String {
     )
 }
 
-fn describe(r: &RestoreReport, target: &Target) -> String {
+/// What a restore did, or with `--dry-run` would do: of the whole container, or of
+/// `paths` only, with `counts` (put back, removed) once done.
+pub fn describe(
+    r: &RestoreReport,
+    target: &Target,
+    paths: Option<&[String]>,
+    counts: Option<(u64, u64)>,
+) -> String {
+    let what = match paths {
+        Some(p) => format!("{} of container {}", p.join(", "), r.container),
+        None => format!("container {}", r.container),
+    };
     let snap = restored_snapshot(r, target);
-    let safety = r
-        .safety_snapshot
-        .as_ref()
-        .map(|s| format!("; safety snapshot {s} of the state before"));
+    let safety = r.safety_snapshot.as_deref();
     if r.dry_run {
-        format!(
-            "would restore container {} from {snap}{}; nothing changed (dry run)",
-            r.container,
-            safety
-                .map(|s| s.replace("; safety snapshot", ", after taking safety snapshot"))
-                .unwrap_or_else(|| ", without a safety snapshot".into())
-        )
-    } else {
-        format!(
-            "restored container {} from {snap}{}",
-            r.container,
-            safety.unwrap_or_else(|| "; no safety snapshot taken".into())
-        )
+        let first = match safety {
+            Some(s) => format!(", after taking safety snapshot {s}"),
+            None => ", without a safety snapshot".into(),
+        };
+        return format!("would restore {what} from {snap}{first}; nothing changed (dry run)");
+    }
+    let safety = match safety {
+        Some(s) => format!("safety snapshot {s} of the state before"),
+        None => "no safety snapshot taken".into(),
+    };
+    match counts {
+        Some((restored, removed)) => format!(
+            "restored {what} from {snap} ({restored} put back, {removed} removed; {safety})"
+        ),
+        None => format!("restored {what} from {snap}; {safety}"),
     }
 }
 

@@ -48,6 +48,30 @@ fn diff_paths(v: &Value) -> BTreeSet<String> {
         .collect()
 }
 
+/// The one change of `path` in a JSON diff.
+fn change_of<'a>(d: &'a Value, path: &str) -> &'a Value {
+    let found: Vec<&Value> = d
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["path"] == path)
+        .collect();
+    assert_eq!(found.len(), 1, "{path} in {d}");
+    found[0]
+}
+
+/// The columns of `path`'s row in a diff table (STATUS, TYPE, PATH, CHANGES).
+fn row_of(table: &str, path: &str) -> Vec<String> {
+    let rows: Vec<Vec<String>> = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().map(String::from).collect::<Vec<_>>())
+        .filter(|r| r.get(2).map(String::as_str) == Some(path))
+        .collect();
+    assert_eq!(rows.len(), 1, "{path} in {table}");
+    rows[0].clone()
+}
+
 fn entries_under(m: &Manifest, p: &str) -> Vec<(String, cairn_backends::manifest::Entry)> {
     let rel = p.trim_start_matches('/');
     m.entries
@@ -101,6 +125,31 @@ fn diff_lists_the_changed_files_and_restore_path_puts_back_only_those() {
 
     // Also delete a directory, then put back 10 of the files and that directory.
     std::fs::remove_dir_all(root.join("etc/apt")).unwrap();
+    // The diff lists it, and all it held, as deleted.
+    let d = c.json(&["diff", "web", "s1"]);
+    let apt = change_of(&d, "/etc/apt");
+    assert_eq!(apt["status"], "deleted", "{apt}");
+    assert_eq!(apt["type"], "dir", "{apt}");
+    assert_eq!(apt["old_type"], Value::Null, "{apt}");
+    assert_eq!(apt["changes"], serde_json::json!([]), "{apt}");
+    let under_apt: Vec<&Value> = d
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|ch| ch["path"].as_str().unwrap().starts_with("/etc/apt/"))
+        .collect();
+    assert_eq!(
+        under_apt.len(),
+        m0.entries
+            .keys()
+            .filter(|k| k.starts_with("etc/apt/"))
+            .count()
+    );
+    assert!(under_apt.iter().all(|ch| ch["status"] == "deleted"), "{d}");
+    assert_eq!(
+        row_of(&c.ok(&["diff", "web", "s1"]), "/etc/apt"),
+        ["deleted", "dir", "/etc/apt"]
+    );
     let m1 = Manifest::of(&root).unwrap();
     let mut restore: Vec<String> = files[..10].to_vec();
     restore.push("/etc/apt".into());
@@ -158,6 +207,34 @@ fn diff_lists_the_changed_files_and_restore_path_puts_back_only_those() {
                 .count();
             apt + 1
         }
+    );
+
+    // An added file is listed as added, and a file replaced by a directory as a
+    // modified `file->dir` whose one change is its type.
+    std::fs::write(root.join("etc/cairn-added"), "new\n").unwrap();
+    let retyped = &files[10];
+    let p = root.join(retyped.trim_start_matches('/'));
+    std::fs::remove_file(&p).unwrap();
+    std::fs::create_dir(&p).unwrap();
+    let d = c.json(&["diff", "web", "s1"]);
+    let added = change_of(&d, "/etc/cairn-added");
+    assert_eq!(added["status"], "added", "{added}");
+    assert_eq!(added["type"], "file", "{added}");
+    assert_eq!(added["old_type"], Value::Null, "{added}");
+    assert_eq!(added["changes"], serde_json::json!([]), "{added}");
+    let ch = change_of(&d, retyped);
+    assert_eq!(ch["status"], "modified", "{ch}");
+    assert_eq!(ch["type"], "dir", "{ch}");
+    assert_eq!(ch["old_type"], "file", "{ch}");
+    assert_eq!(ch["changes"], serde_json::json!(["type"]), "{ch}");
+    let table = c.ok(&["diff", "web", "s1"]);
+    assert_eq!(
+        row_of(&table, "/etc/cairn-added"),
+        ["added", "file", "/etc/cairn-added"]
+    );
+    assert_eq!(
+        row_of(&table, retyped),
+        ["modified", "file->dir", retyped.as_str(), "type"]
     );
 }
 
@@ -224,7 +301,7 @@ fn bad_diff_and_restore_input_is_refused_and_changes_nothing() {
                 "/etc/hostname",
                 "--no-safety-snapshot",
             ],
-            "error: container web: --no-safety-snapshot: not available with --path",
+            "error: container web: --no-safety-snapshot: not available with --path; a --path restore always takes a safety snapshot, which cairn snapshot delete web SNAP removes afterwards",
         ),
     ];
     let diffs: &[(&[&str], &str)] = &[
@@ -415,26 +492,4 @@ fn restore_path_dry_run_to_json_and_no_safety_snapshot() {
         std::fs::read_to_string(root.join("etc/hostname")).unwrap(),
         "tiny\n"
     );
-
-    // --no-safety-snapshot is refused with --path, dry run or not, and changes nothing.
-    let before = (everything(&c, &["web"]), files(&root));
-    for extra in [&[][..], &["--dry-run"]] {
-        let args = [
-            &[
-                "restore",
-                "web",
-                "s0",
-                "--path",
-                "/etc/motd",
-                "--no-safety-snapshot",
-            ][..],
-            extra,
-        ]
-        .concat();
-        assert_eq!(
-            c.fails(&args),
-            "error: container web: --no-safety-snapshot: not available with --path"
-        );
-    }
-    assert_eq!((everything(&c, &["web"]), files(&root)), before);
 }

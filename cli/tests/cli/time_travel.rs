@@ -197,7 +197,14 @@ fn bad_times_are_refused_naming_the_bad_part() {
             &["restore", "c1", "--to", "@-2"],
             "there is only 1 snapshot; the oldest is @-1 (snap0",
         ),
-        (&["restore", "c1", "snap0", "--to", "@-1"], "error: "),
+        (
+            &["restore", "c1", "snap0", "--to", "@-1"],
+            "error: the argument '[SNAPSHOT]' cannot be used with '--to <TIME>'; see --help",
+        ),
+        (
+            &["restore", "c1"],
+            "error: container c1: give a snapshot name or --to TIME (2h-ago, yesterday 18:00, @-1, ...)",
+        ),
         (
             &["restore", "nope", "--to", "@-1"],
             "error: container nope: does not exist",
