@@ -1,10 +1,12 @@
 //! Bad input and a full filesystem: typed errors, and nothing changed.
 
-use std::process::Command;
+use std::path::Path;
 
+use cairn_backends::cmd::ZFS;
+use cairn_backends::mounts;
 use cairn_backends::{CloneSource, PoolName, SnapshotName, VolumeName};
 
-use crate::fixture::{sh, Fixture, Tier};
+use crate::fixture::{Fixture, Tier};
 use crate::util::*;
 
 /// Invalid names never parse; missing objects are `NotFound`, taken names
@@ -191,9 +193,7 @@ pub fn no_space_is_clean(tier: Tier, test: &str) {
     // Space back: the pool works again, nothing left over in the way.
     b.unmount_volume(&filler).unwrap();
     b.delete_volume(&filler).unwrap();
-    if let Some(ds) = reservation {
-        sh(Command::new("zfs").args(["destroy", &ds]));
-    }
+    drop(reservation);
     sync();
     b.clone_volume(CloneSource::Volume(&o), &c)
         .unwrap_or_else(|e| panic!("clone after freeing space: {e}"));
@@ -236,44 +236,58 @@ fn write_over(f: &std::fs::File, at: u64, len: u64) -> bool {
     true
 }
 
-/// Leaves about `leave` bytes free in the pool that holds `dir`. On ZFS, whose
-/// `fallocate` reserves nothing and whose writes near a full pool crawl (minutes under
-/// qemu TCG), a dataset beside cairn's, `<zpool>/cairn-test-filler`, reserves the space
-/// (`zfs create -o reservation=`); its name is returned, to destroy when space should come
-/// back. Elsewhere a file `filler` in `dir` takes it.
-fn fill_pool(dir: &std::path::Path, leave: u64) -> Option<String> {
-    const ZFS_SUPER_MAGIC: i64 = 0x2fc12fc1;
-    let fs = nix::sys::statfs::statfs(dir).unwrap();
-    if fs.filesystem_type().0 as i64 != ZFS_SUPER_MAGIC {
+/// Leaves about `leave` bytes free in the pool that holds `dir`, a volume's mount point.
+/// On ZFS, whose `fallocate` reserves nothing and whose writes near a full pool crawl
+/// (minutes under qemu TCG), a dataset beside cairn's, `<zpool>/cairn-test-filler`,
+/// reserves the space (`zfs create -o reservation=`); dropping the returned guard
+/// destroys it, so space comes back. Elsewhere a file `filler` in `dir` takes it.
+fn fill_pool(dir: &Path, leave: u64) -> Option<Reservation> {
+    if !mounts::fs_type_of(dir).unwrap().is_zfs() {
         fill(&dir.join("filler"), leave);
         return None;
     }
-    let out = Command::new("findmnt")
-        .args(["-n", "-o", "SOURCE", "--target"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    let source = String::from_utf8(out.stdout).unwrap();
-    let zpool = source.trim().split('/').next().unwrap().to_string();
+    let source = mounts::mount_at(dir)
+        .unwrap()
+        .unwrap_or_else(|| panic!("no mount at {}", dir.display()))
+        .source;
+    let zpool = source.split('/').next().unwrap();
     assert!(!zpool.is_empty(), "no zpool behind {}", dir.display());
     let ds = format!("{zpool}/cairn-test-filler");
     let want = fs_avail(dir).saturating_sub(leave);
-    sh(Command::new("zfs").args([
+    ZFS.run(&[
         "create",
         "-o",
         &format!("reservation={want}"),
         "-o",
         "mountpoint=none",
         &ds,
-    ]));
-    Some(ds)
+    ])
+    .unwrap_or_else(|e| panic!("reserve space in {zpool}: {e}"));
+    Some(Reservation(ds))
+}
+
+/// The ZFS dataset [`fill_pool`] made to reserve space; destroyed when dropped (on a
+/// failing test too, before the fixture's pool goes).
+struct Reservation(String);
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Err(e) = ZFS.run(&["destroy", self.0.as_str()]) {
+            if std::thread::panicking() {
+                eprintln!("cleanup: zfs destroy {}: {e}", self.0);
+            } else {
+                panic!("zfs destroy {}: {e}", self.0);
+            }
+        }
+    }
 }
 
 /// Allocates a file until about `leave` bytes are free on its filesystem.
 fn fill(p: &std::path::Path, leave: u64) {
     let f = std::fs::File::create(p).unwrap();
     let mut size = 0u64;
-    // ZFS's fallocate only records the size and reserves nothing: there, write instead.
+    // Where a fallocate does not lower the free space statvfs reports (btrfs here; ZFS's
+    // reserves nothing, but fill_pool reserves there instead), write instead.
     let mut write_only = false;
     loop {
         let avail = fs_avail(p.parent().unwrap());
