@@ -74,15 +74,15 @@ fn noise(path: &Path, offset: u64, len: usize, seed: u64) {
     f.sync_all().unwrap();
 }
 
-/// True when the test may run; prints SKIP otherwise. In the test VM (`CAIRN_VM=1` with
-/// `vm` in `CAIRN_REQUIRE`) a missing requirement fails the test; on the host `vm` means
-/// "run vm-tests", and `lvm` in `CAIRN_REQUIRE` makes it mandatory.
-fn lvm_present(test: &str) -> bool {
+/// True when the running test may run; prints SKIP otherwise. In the test VM
+/// (`CAIRN_VM=1` with `vm` in `CAIRN_REQUIRE`) a missing requirement fails the test; on
+/// the host `vm` means "run vm-tests", and `lvm` in `CAIRN_REQUIRE` makes it mandatory.
+fn lvm_present() -> bool {
     use cairn_backends::testing;
     let missing = testing::missing_root()
         .or_else(testing::missing_loop)
         .or_else(testing::missing_lvm_thin);
-    testing::require_vm_tier(test, "lvm", missing)
+    testing::require_vm_tier(&testing::current_test(), "lvm", missing)
 }
 
 /// A created LVM pool on a loop file of `size` in `dir`, deleted on drop.
@@ -109,7 +109,7 @@ fn temp_dir() -> tempfile::TempDir {
 
 #[test]
 fn incremental_send_moves_the_change() {
-    if !lvm_present("vm_lvm_send::incremental_send_moves_the_change") {
+    if !lvm_present() {
         return;
     }
     let tmp = temp_dir();
@@ -186,15 +186,22 @@ fn snapshot_names(b: &dyn Backend, v: &cairn_backends::VolumeName) -> Vec<String
         .collect()
 }
 
-/// Names of every LV on the machine that contain `part`.
-fn lvs_named(part: &str) -> Vec<String> {
-    cairn_backends::cmd::LVM
-        .run(&["lvs", "--noheadings", "-o", "lv_name"])
+/// Every LV, hidden ones included, as `vg/lv`, of the VGs whose name contains `label`:
+/// those of the pool `pool(_, label, _)` made (its VG is `cairn_<pool name>_<hash>`), not
+/// those of a test running beside this one.
+fn pool_lvs(label: &str) -> Vec<String> {
+    let mut lvs: Vec<String> = cairn_backends::cmd::LVM
+        .run(&["lvs", "-a", "--noheadings", "-o", "vg_name,lv_name"])
         .unwrap()
-        .split_whitespace()
-        .filter(|n| n.contains(part))
-        .map(String::from)
-        .collect()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (vg, lv) = (f.next()?, f.next()?);
+            vg.contains(label).then(|| format!("{vg}/{lv}"))
+        })
+        .collect();
+    lvs.sort();
+    lvs
 }
 
 fn read(b: &dyn Backend, v: &cairn_backends::VolumeName, s: &str) -> Vec<u8> {
@@ -207,7 +214,7 @@ fn read(b: &dyn Backend, v: &cairn_backends::VolumeName, s: &str) -> Vec<u8> {
 
 #[test]
 fn failed_receive_leaves_the_previous_state() {
-    if !lvm_present("vm_lvm_send::failed_receive_leaves_the_previous_state") {
+    if !lvm_present() {
         return;
     }
     let tmp = temp_dir();
@@ -236,6 +243,17 @@ fn failed_receive_leaves_the_previous_state() {
     let again = b.receive(&copy, &s1, &mut full.as_slice()).unwrap();
     assert_eq!(first, again);
 
+    // For the wrong base below: a snapshot called s1 that is not the sent s1.
+    b.create_volume(&other).unwrap();
+    b.create_snapshot(&other, &s1).unwrap();
+    // Every LV of the pool before the failing receives, which must leave it as it is.
+    let lvs_before = pool_lvs("recvfail");
+    // At least the thin pool, web, other and copy's s1, web's s1 and s2 and other's s1.
+    assert!(
+        lvs_before.len() >= 7,
+        "the pool's LVs not found: {lvs_before:?}"
+    );
+
     let mut corrupt = inc.clone();
     let mid = corrupt.len() / 2;
     corrupt[mid] ^= 0x40;
@@ -245,18 +263,21 @@ fn failed_receive_leaves_the_previous_state() {
         assert!(r.is_err(), "{what} stream received: {r:?}");
         assert_eq!(snapshot_names(b, &copy), ["s1"], "after the {what} stream");
         assert_eq!(
-            lvs_named("copy-s2"),
-            Vec::<String>::new(),
-            "the {what} stream left an LV"
+            pool_lvs("recvfail"),
+            lvs_before,
+            "the {what} stream changed the pool's LVs"
         );
     }
 
     // A snapshot called s1 that is not the sent s1 is not the base.
-    b.create_volume(&other).unwrap();
-    b.create_snapshot(&other, &s1).unwrap();
     let e = b.receive(&other, &s2, &mut inc.as_slice()).unwrap_err();
     assert!(e.to_string().contains("another one"), "{e}");
     assert_eq!(snapshot_names(b, &other), ["s1"]);
+    assert_eq!(
+        pool_lvs("recvfail"),
+        lvs_before,
+        "the receive onto the wrong base changed the pool's LVs"
+    );
 
     // The retry with the intact stream succeeds, and carries the change.
     b.receive(&copy, &s2, &mut inc.as_slice()).unwrap();
