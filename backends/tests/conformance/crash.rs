@@ -95,7 +95,7 @@ pub fn kill9_leaves_no_half_object(tier: Tier, test: &str) {
     };
     let b = fx.pool.as_ref();
     let o = vol("origin");
-    let m0 = image_volume(b, &o, fx.image());
+    let m0 = image_volume(b, &o, fx.tier.image());
     let spec = b.spec().clone();
     let mut jobs = Vec::new();
     let mut midway = 0;

@@ -46,7 +46,7 @@ pub fn diff_and_partial_restore(tier: Tier, test: &str) {
     };
     let b = fx.pool.as_ref();
     let v = vol("web");
-    let m0 = image_volume(b, &v, fx.image());
+    let m0 = image_volume(b, &v, fx.tier.image());
     b.create_snapshot(&v, &snap("s0")).unwrap();
     let live = b.mount_volume(&v).unwrap();
     modify_image_tree(&live);

@@ -112,11 +112,6 @@ impl Fixture {
         Some(fx)
     }
 
-    /// The members of the image this tier's bodies unpack ([`Tier::image`]).
-    pub fn image(&self) -> &'static [&'static str] {
-        self.tier.image()
-    }
-
     /// The temp dir everything of this fixture lives in.
     pub fn root(&self) -> &Path {
         &self.root

@@ -36,7 +36,7 @@ pub fn native_send_receive(tier: Tier, test: &str) {
         assert_eq!(volume_names(b), ["web"], "a refused receive made a volume");
         return;
     }
-    let m1 = image_volume(b, &v, fx.image());
+    let m1 = image_volume(b, &v, fx.tier.image());
     b.create_snapshot(&v, &s1).unwrap();
     let live = b.mount_volume(&v).unwrap();
     modify_small(&live, "sent");

@@ -16,7 +16,7 @@ pub fn snapshot_restore_exact(tier: Tier, test: &str) {
     };
     let b = fx.pool.as_ref();
     let v = vol("web");
-    let m0 = image_volume(b, &v, fx.image());
+    let m0 = image_volume(b, &v, fx.tier.image());
     let info = b.create_snapshot(&v, &snap("before")).unwrap();
     assert_eq!(
         (info.volume.as_str(), info.name.as_str()),
@@ -92,7 +92,7 @@ pub fn clone_is_independent(tier: Tier, test: &str) {
     let b = fx.pool.as_ref();
     let (o, cs, cl) = (vol("origin"), vol("clone-snap"), vol("clone-live"));
     let s = snap("s1");
-    let m0 = image_volume(b, &o, fx.image());
+    let m0 = image_volume(b, &o, fx.tier.image());
     b.create_snapshot(&o, &s).unwrap();
     b.clone_volume(CloneSource::Snapshot(&o, &s), &cs).unwrap();
     b.clone_volume(CloneSource::Volume(&o), &cl).unwrap();
@@ -177,7 +177,7 @@ pub fn restore_older_keeps_newer(tier: Tier, test: &str) {
     };
     let b = fx.pool.as_ref();
     let v = vol("v");
-    let mut ms = vec![image_volume(b, &v, fx.image())];
+    let mut ms = vec![image_volume(b, &v, fx.tier.image())];
     let mut infos = Vec::new();
     for (i, tag) in ["one", "two", "three"].iter().enumerate() {
         if i > 0 {

@@ -17,7 +17,7 @@ pub fn image_extracts_exactly(tier: Tier, test: &str) {
     };
     let b = fx.pool.as_ref();
     let v = vol("img");
-    // The whole image, on every tier (the others unpack `fx.image()`, a subset on vm
+    // The whole image, on every tier (the others unpack `fx.tier.image()`, a subset on vm
     // tiers): this test is about the image itself.
     let m = image_volume(b, &v, IMAGE_ROOTFS);
     assert_eq!(m.len(), 6675, "entries in the image volume");
