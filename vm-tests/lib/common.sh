@@ -23,10 +23,11 @@ elapsed_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; 
 SKIP_EXIT=77
 
 # Whether CAIRN_REQUIRE names the vm tier: a comma or space list, any case, as the Rust
-# tests read it (cairn_backends::testing::declared).
+# tests read it (cairn_backends::testing::declared, which also trims tabs and newlines).
+# tests/vm.rs passes CAIRN_REQUIRE through as it is: this is the harness's one parser.
 vm_required() {
   local req=",${CAIRN_REQUIRE:-},"
-  req=${req// /,}
+  req=${req//[[:space:]]/,}
   [[ ${req,,} == *,vm,* ]]
 }
 
