@@ -1,7 +1,7 @@
 #!/bin/sh
 # ZFS on the whole disk /dev/vdb: pool, dataset, data, snapshots, a clone, full and
 # incremental send into `receive -s`, an interrupted receive resumed from its token;
-# zfs list output captured as a parser fixture.
+# zfs/zpool list output checked.
 # shellcheck source=lib.sh
 . /payload/scenarios/lib.sh
 
@@ -37,9 +37,8 @@ zfs set mountpoint=/mnt/resumed cairnpool/resumed
 zfs mount cairnpool/resumed 2>/dev/null || true
 [ "$(hash_of /mnt/resumed/data)" = "$h2" ] || fail "resumed receive differs from @s2"
 
-step "capture zfs/zpool list output"
+step "check zfs/zpool list output"
 zfs list -H -p -o name,used,avail,refer,creation -t all >/tmp/zfs-list.txt
-fixture zfs-list.txt </tmp/zfs-list.txt
 zpool list -H -p >/tmp/zpool-list.txt
 expect_in /tmp/zfs-list.txt 'cairnpool/vol@s2'
 expect_in /tmp/zfs-list.txt 'cairnpool/clone'
